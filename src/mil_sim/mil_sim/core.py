@@ -1,0 +1,196 @@
+"""The interfaces every task family shares: tasks, environments, experts and recorded episodes.
+
+The meta-learning code, the demo generator, the ROS sim node and the evaluation all talk to a task
+family only through these types, so a new family (or the real robot) plugs in without touching them.
+Nothing here imports ROS.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+ActionKind = Literal["ee_twist", "joint_effort"]
+SPLITS = ("train", "val", "test")
+
+
+class TaskError(ValueError):
+    """Bad task request: unknown family, object not in the split, bad horizon, ... (message says which)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a family: which objects play which role. Positions vary per trial, not per task.
+
+    ``objects`` maps a role (``held``, ``target``, ``distractor_0``, ...) to an object id of the family's
+    catalogue; every id belongs to ``split``.
+    """
+
+    family: str
+    task_id: str
+    split: str
+    objects: Mapping[str, str]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"family": self.family, "task_id": self.task_id, "split": self.split, "objects": dict(self.objects)},
+            sort_keys=True,
+        )
+
+    @staticmethod
+    def from_json(text: str) -> Task:
+        d = json.loads(text)
+        return Task(family=d["family"], task_id=d["task_id"], split=d["split"], objects=dict(d["objects"]))
+
+
+@dataclass
+class Observation:
+    """What a policy sees at one control step."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB at the family's configured policy resolution
+    state: np.ndarray  # float32 robot configuration; meaning of each entry in TaskFamily.state_names
+    time: float  # seconds since reset
+
+
+@dataclass
+class Episode:
+    """A recorded rollout at the control rate (the raw stream a teleop recording would also give).
+
+    Images are recorded every ``camera_every`` control steps (camera rate <= control rate); all other
+    streams at every control step. ``actions[i]`` is the command applied from ``times[i]`` on.
+    """
+
+    task: Task
+    trial_seed: int
+    control_rate_hz: float
+    action_kind: ActionKind
+    times: np.ndarray  # (N,) float64 seconds
+    states: np.ndarray  # (N, S) float32
+    ee_poses: np.ndarray  # (N, 7) float64: x y z qw qx qy qz in the robot base frame
+    joint_names: tuple[str, ...]
+    joint_positions: np.ndarray  # (N, J) float64
+    joint_velocities: np.ndarray  # (N, J) float64
+    gripper_open: np.ndarray  # (N,) bool: commanded gripper state at each step
+    actions: np.ndarray  # (N, A) float32
+    image_times: np.ndarray  # (M,) float64 seconds
+    images: np.ndarray  # (M, H, W, 3) uint8, full camera resolution (before any crop)
+    success: bool
+    metadata: dict[str, object] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+class Env(ABC):
+    """One trial of one task: a seeded scene layout. Step with ``action`` for one control period."""
+
+    task: Task
+    trial_seed: int
+
+    @abstractmethod
+    def reset(self) -> Observation:
+        """Lay out the scene for ``trial_seed`` and return the first observation."""
+
+    @abstractmethod
+    def step(self, action: np.ndarray) -> Observation:
+        """Apply ``action`` for one control period (1 / control_rate_hz) and observe."""
+
+    @abstractmethod
+    def end_episode(self) -> None:
+        """What happens after the last step (placing: open the gripper and let the object settle)."""
+
+    @abstractmethod
+    def success(self) -> bool:
+        """The seed paper's success criterion for this family, evaluated on what has happened so far."""
+
+    @abstractmethod
+    def render_camera(self) -> np.ndarray:
+        """Full-resolution camera image (H, W, 3) uint8, before the policy's downsample/crop."""
+
+    @abstractmethod
+    def ee_pose(self) -> np.ndarray:
+        """End-effector pose (7,): position and unit quaternion (w, x, y, z) in the base frame."""
+
+    @abstractmethod
+    def joint_names(self) -> tuple[str, ...]: ...
+
+    @abstractmethod
+    def joint_positions(self) -> np.ndarray: ...
+
+    @abstractmethod
+    def joint_velocities(self) -> np.ndarray: ...
+
+    @abstractmethod
+    def gripper_is_open(self) -> bool: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most envs hold nothing to release
+        """Release renderer resources."""
+
+
+Expert = Callable[[Observation], np.ndarray]
+
+
+class TaskFamily(ABC):
+    """A family of related tasks (seed paper section 6): catalogue, split, envs, expert, success."""
+
+    name: str
+    action_kind: ActionKind
+    action_dim: int
+    state_names: tuple[str, ...]
+    control_rate_hz: float
+    episode_steps: int  # control steps per episode
+    horizon: int  # policy steps T after subsampling the episode (placing: 30)
+    camera_every: int  # control steps per camera frame
+    camera_size: tuple[int, int]  # (width, height) rendered
+    image_size: tuple[int, int]  # (width, height) the policy sees after preprocessing
+
+    @abstractmethod
+    def objects(self, split: str) -> tuple[str, ...]:
+        """Object ids of a split (fixed by a seed: held-out objects never appear in train tasks)."""
+
+    @abstractmethod
+    def tasks(self, split: str) -> list[Task]:
+        """The family's fixed, seeded list of tasks of ``split``."""
+
+    @abstractmethod
+    def make_task(self, split: str, **roles: str) -> Task:
+        """Build a task from explicit object ids; raises TaskError for ids outside ``split``."""
+
+    @abstractmethod
+    def make_env(self, task: Task, trial_seed: int, render: bool = True) -> Env: ...
+
+    @abstractmethod
+    def make_expert(self, env: Env, seed: int, noise: float = 1.0) -> Expert:
+        """Scripted expert with privileged state; ``noise`` scales injected noise (0 = deterministic)."""
+
+    @abstractmethod
+    def preprocess(self, camera_image: np.ndarray) -> np.ndarray:
+        """Camera image -> policy image (placing: downsample by 2 and crop to 100x90, appendix A.3)."""
+
+    def task(self, task_id: str) -> Task:
+        """Look a task up by id (``family/split/index``)."""
+        for split in SPLITS:
+            for t in self.tasks(split):
+                if t.task_id == task_id:
+                    return t
+        raise TaskError(f"unknown task id {task_id!r} for family {self.name!r}")
+
+    def random_action(self, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly random action within the family's action bounds (the paper's random policy)."""
+        return rng.uniform(-1.0, 1.0, size=self.action_dim).astype(np.float32)
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise TaskError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return split
+
+
+def check_positive(name: str, value: int | float) -> None:
+    if not value > 0:
+        raise TaskError(f"{name} must be positive, got {value!r}")
