@@ -1,0 +1,95 @@
+"""Checkpoints: weights in safetensors with the full JSON config beside them, never pickles.
+
+A checkpoint is a directory holding ``model.safetensors`` (tensors only: nothing executes on load),
+``config.json`` (the MilConfig that builds the network) and optionally ``trainer_state.safetensors`` +
+``trainer_state.json`` (optimiser moments and counters, for resuming). Loading rebuilds the network
+from the config and refuses weights whose names or shapes disagree with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from mil_policy.config import ConfigError, MilConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded: missing, pickled, corrupt, or not matching its config."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], config: MilConfig,
+                    extra: dict[str, object] | None = None) -> Path:
+    """Write atomically (temp dir + rename) so an interrupted save never leaves a half checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / WEIGHTS))
+        meta = {"config": config.to_dict(), **(extra or {})}
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if path.exists():
+            old = path.with_name(path.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], MilConfig, dict[str, object]]:
+    """Weights, config and the extra metadata; clear CheckpointError for anything unusable."""
+    path = Path(path)
+    if path.suffix in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path} looks like a pickled torch checkpoint; mil loads only safetensors checkpoints "
+            f"(a directory with {WEIGHTS} and {CONFIG}) because unpickling can run arbitrary code"
+        )
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_file():
+        path = path.parent
+    weights, config_file = path / WEIGHTS, path / CONFIG
+    for f in (weights, config_file):
+        if not f.is_file():
+            raise CheckpointError(f"checkpoint {path} has no {f.name}")
+    try:
+        meta = json.loads(config_file.read_text())
+        config = MilConfig.from_dict(meta.pop("config"))
+    except (json.JSONDecodeError, KeyError, ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{config_file}: unreadable config ({exc})") from exc
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: not a valid safetensors file ({exc})") from exc
+    return state, config, meta
+
+
+def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load weights, naming every missing, unexpected or mis-shaped tensor instead of a bare RuntimeError."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{source} does not match the network its config builds: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}"
+        )
+    module.load_state_dict(state)

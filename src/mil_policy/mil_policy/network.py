@@ -1,0 +1,124 @@
+"""The MIL policy network of section 5 / appendix A, written to be called functionally.
+
+MAML evaluates the same network under many parameter sets (one adapted set per task), so the forward
+pass takes its parameters from a dict (``torch.func.functional_call``) rather than owning them. The
+module still registers them as ordinary parameters, so optimisers, ``state_dict`` and safetensors work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mil_policy.config import NetworkConfig
+
+
+class SpatialSoftArgmax(nn.Module):
+    """Expected (x, y) image position of each channel's softmax: 2 feature points per channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        softmax = F.softmax(x.reshape(n, c, h * w), dim=-1).reshape(n, c, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+        fx = (softmax.sum(dim=2) * xs).sum(dim=-1)
+        fy = (softmax.sum(dim=3) * ys).sum(dim=-1)
+        return torch.cat([fx, fy], dim=-1)
+
+
+@dataclass
+class PolicyOutput:
+    actions: torch.Tensor  # (B, T, A) post-update head (or the single head)
+    pre_head: torch.Tensor | None  # (B, T, A) pre-update head of the two-head network
+    target: torch.Tensor | None  # (B, target_dim) predicted target position, from the first frame
+
+
+def conv_output_size(size: int, layers: list) -> int:
+    for layer in layers:
+        size = (size + 2 * (layer.kernel // 2) - layer.kernel) // layer.stride + 1
+    return size
+
+
+class PolicyNetwork(nn.Module):
+    """Conv + layer norm + ReLU -> spatial soft-argmax (or flatten) -> [features, state, z, target] -> FC.
+
+    ``z`` is the bias transformation (a learned vector concatenated to the FC input, section 5); with
+    ``bias_image`` a learned image is concatenated to the input channels (appendix A.2). With
+    ``two_head`` the last layer is duplicated: ``head_pre`` only feeds the inner (learned) loss, ``head``
+    is the policy after adaptation (section 4.1).
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        in_ch = c.image_channels + (c.image_channels if c.bias_image else 0)
+        if c.bias_image:
+            self.bias_image = nn.Parameter(torch.zeros(c.image_channels, c.image_height, c.image_width))
+        convs, norms = [], []
+        for layer in c.conv:
+            convs.append(nn.Conv2d(in_ch, layer.filters, layer.kernel, layer.stride, padding=layer.kernel // 2))
+            norms.append(nn.GroupNorm(1, layer.filters))  # layer norm over (C, H, W), per-channel affine
+            in_ch = layer.filters
+        self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(norms)
+        if c.spatial_softmax:
+            self.soft_argmax = SpatialSoftArgmax()
+            feat_dim = 2 * in_ch
+        else:
+            feat_dim = in_ch * conv_output_size(c.image_height, c.conv) * conv_output_size(c.image_width, c.conv)
+        self.feature_dim = feat_dim
+        if c.predict_target:
+            self.target_head = nn.Linear(feat_dim, c.target_dim)
+        if c.bias_transform_dim:
+            self.bias_transform = nn.Parameter(torch.zeros(c.bias_transform_dim))
+        fc_in = feat_dim + c.state_dim + c.bias_transform_dim + (c.target_dim if c.predict_target else 0)
+        fcs = []
+        for width in c.fc:
+            fcs.append(nn.Linear(fc_in, width))
+            fc_in = width
+        self.fcs = nn.ModuleList(fcs)
+        self.head = nn.Linear(fc_in, c.action_dim)
+        if c.two_head:
+            self.head_pre = nn.Linear(fc_in, c.action_dim)
+
+    def post_update_only(self) -> set[str]:
+        """Parameters the demonstration does not update: the post-update head of a two-head network."""
+        return {"head.weight", "head.bias"} if self.config.two_head else set()
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float images in [0, 1] -> (N, feature_dim)."""
+        x = images
+        if self.config.bias_image:
+            x = torch.cat([x, self.bias_image.expand(x.shape[0], -1, -1, -1)], dim=1)
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = F.relu(norm(conv(x)))
+        if self.config.spatial_softmax:
+            return self.soft_argmax(x)
+        return x.flatten(1)
+
+    def forward(self, images: torch.Tensor, states: torch.Tensor) -> PolicyOutput:
+        """images (B, T, C, H, W) float in [0, 1]; states (B, T, S). Returns per-step actions."""
+        c = self.config
+        b, t = images.shape[:2]
+        if images.shape[2:] != (c.image_channels, c.image_height, c.image_width):
+            raise ValueError(
+                f"images have shape {tuple(images.shape[2:])} per frame, the network expects "
+                f"{(c.image_channels, c.image_height, c.image_width)}"
+            )
+        feats = self.features(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
+        parts = [feats, states]
+        target = None
+        if c.predict_target:
+            target = self.target_head(feats[:, 0])
+            parts.append(target.unsqueeze(1).expand(b, t, -1))
+        if c.bias_transform_dim:
+            parts.append(self.bias_transform.expand(b, t, -1))
+        x = torch.cat(parts, dim=-1)
+        for fc in self.fcs:
+            x = F.relu(fc(x))
+        pre = self.head_pre(x) if c.two_head else None
+        return PolicyOutput(actions=self.head(x), pre_head=pre, target=target)
