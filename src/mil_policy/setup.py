@@ -25,7 +25,8 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-
+            'train = mil_policy.train:main',
+            'evaluate = mil_policy.evaluate:main',
         ],
     },
 )

@@ -248,6 +248,7 @@ class SimNode(Node):
         self._next_image_time = 0.0
         self._velocity = np.zeros(ARM_DOF)
         self._velocity_time: float | None = None  # command time base; None = no live velocity command
+        self._arm_velocity = np.zeros(ARM_DOF)  # measured over the last control period, for joint_states
         self._trajectory: TrajectoryPlan | None = None
         self._last_warn: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
@@ -371,7 +372,12 @@ class SimNode(Node):
     def step_once(self) -> None:
         """Advance the physics by one control period under the current command and publish."""
         qdot = self._command_velocity()
+        q_before = self._env.joint_positions()[:ARM_DOF]
         self._env.apply_joint_velocities(qdot, self._dt)
+        # Reported velocity = what the arm actually did this period (commanded, after limit clamping).
+        # PlacingEnv.joint_velocities() returns MuJoCo's qvel after the last physics substep, which
+        # includes that substep's gravity acceleration on the kinematically driven arm.
+        self._arm_velocity = (self._env.joint_positions()[:ARM_DOF] - q_before) / self._dt
         self._sim_time += self._dt
         self.steps += 1
         if self._clock_pub is not None:
@@ -416,7 +422,7 @@ class SimNode(Node):
         js.header.stamp = stamp
         js.name = list(self._env.joint_names())
         js.position = self._env.joint_positions().tolist()
-        js.velocity = self._env.joint_velocities().tolist()
+        js.velocity = [*self._arm_velocity.tolist(), 0.0]
         self._joint_pub.publish(js)
         p = self._env.ee_pose()
         pose = PoseStamped()
@@ -509,6 +515,7 @@ class SimNode(Node):
         old, self._env = self._env, env
         self._render_thread.submit(old.close).result()
         self._stop()
+        self._arm_velocity = np.zeros(ARM_DOF)
         self._next_image_time = self._sim_time
         self._publish_task()
         self._publish_state()
@@ -520,6 +527,7 @@ class SimNode(Node):
     def _on_end_episode(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._stop()
         self._env.end_episode()
+        self._arm_velocity = np.zeros(ARM_DOF)
         self._sim_time += self._env.config.settle_seconds
         if self._clock_pub is not None:
             self._clock_pub.publish(ClockMsg(clock=_time_msg(self._sim_time)))

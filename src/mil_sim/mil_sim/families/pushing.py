@@ -243,3 +243,436 @@ def build_model(objects: dict[str, PushObjectSpec], config: PushingConfig) -> mu
     )
     palm.add_site(name="pusher_tip", pos=[PUSHER_TIP, 0.0, 0.0], size=[0.004, 0.0, 0.0], rgba=[1.0, 0.0, 0.0, 0.0])
     return spec.compile()
+
+
+# ------------------------------------------------------------------------------------------------ env
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one trial puts things (x, y in the base frame; yaw in rad)."""
+
+    goal: np.ndarray
+    target: np.ndarray
+    target_yaw: float
+    distractor: np.ndarray
+    distractor_yaw: float
+    q0: np.ndarray  # arm start posture
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    t = float(np.clip(np.dot(p - a, ab) / max(float(np.dot(ab, ab)), 1e-12), 0.0, 1.0))
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def _inside(p: np.ndarray, xs: tuple[float, float], ys: tuple[float, float]) -> bool:
+    return xs[0] <= p[0] <= xs[1] and ys[0] <= p[1] <= ys[1]
+
+
+def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: PushObjectSpec) -> Layout:
+    """Seeded rejection sampling of goal, target and distractor positions.
+
+    The goal is 12-20 cm from the target in any direction the arm can push from. The distractor keeps
+    out of the corridor the target and the pusher sweep (from the pre-push point to the goal, widened by
+    both objects' radii and the pusher's clearance circle), so it can distract but never block; the
+    expert then succeeds on whatever the objects' shapes, masses and frictions are.
+    """
+    standoff = target.radius + PUSHER_RADIUS + PRE_PUSH_STANDOFF
+    corridor = distractor.radius + target.radius + 2 * PUSHER_RADIUS + 0.045
+    for _ in range(10_000):
+        obj = np.array([rng.uniform(*TARGET_X), rng.uniform(*TARGET_Y)])
+        angle = rng.uniform(-math.pi, math.pi)
+        d = np.array([math.cos(angle), math.sin(angle)])
+        goal = obj + rng.uniform(*PUSH_DISTANCE) * d
+        pre = obj - standoff * d
+        if not (_inside(goal, GOAL_X, GOAL_Y) and _inside(pre, REACH_X, REACH_Y)):
+            continue
+        for _ in range(50):
+            dis = np.array([rng.uniform(*DISTRACTOR_X), rng.uniform(*DISTRACTOR_Y)])
+            if _segment_distance(dis, pre, goal) >= corridor:
+                break
+        else:
+            continue
+        return Layout(
+            goal=goal,
+            target=obj,
+            target_yaw=float(rng.uniform(-math.pi, math.pi)),
+            distractor=dis,
+            distractor_yaw=float(rng.uniform(-math.pi, math.pi)),
+            q0=arm_joint_limits().clip(HOME_QPOS + rng.normal(0.0, 0.03, size=7)),
+        )
+    raise RuntimeError("could not lay out the pushing scene; the workspace is too small for these objects")
+
+
+class PushingEnv(Env):
+    """One pushing trial: motor torques in, physics at ``physics_timestep``, the success count kept per step."""
+
+    def __init__(self, family: PushingFamily, task: Task, trial_seed: int, render: bool) -> None:
+        self.family = family
+        self.config = family.config
+        self.task = task
+        self.trial_seed = trial_seed
+        self._render_obs = render
+        self.object_specs = {role: family.catalogue.objects[task.objects[role]] for role in ROLES}
+        self.model = build_model(self.object_specs, self.config)
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self._arm_qadr = np.array([m.joint(n).qposadr[0] for n in ARM_JOINT_NAMES])
+        self.arm_dofs = np.array([m.joint(n).dofadr[0] for n in ARM_JOINT_NAMES])
+        self._obj_qadr = {role: m.joint(f"{role}_free").qposadr[0] for role in ROLES}
+        self._obj_dof = {role: m.joint(f"{role}_free").dofadr[0] for role in ROLES}
+        self._obj_body = {role: m.body(role).id for role in ROLES}
+        self._goal_body = m.body("goal").id
+        self.tip_site = m.site("pusher_tip").id
+        self._pusher_geom = m.geom("pusher").id
+        self._renderer: mujoco.Renderer | None = None
+        self.layout: Layout | None = None
+        self.on_goal_steps = 0
+        self._t = 0.0
+        self.episode_id = 0  # bumped by reset(), so experts re-plan for a new episode
+
+    # -- trial set-up ---------------------------------------------------------------------------
+    def reset(self) -> Observation:
+        rng = np.random.default_rng([self.trial_seed, 5171])
+        layout = sample_layout(rng, self.object_specs["target"], self.object_specs["distractor"])
+        self.layout = layout
+        mujoco.mj_resetData(self.model, self.data)
+        self.model.body_pos[self._goal_body] = [layout.goal[0], layout.goal[1], TABLE_Z]
+        self.set_object_pose("target", layout.target, layout.target_yaw)
+        self.set_object_pose("distractor", layout.distractor, layout.distractor_yaw)
+        self.data.qpos[self._arm_qadr] = layout.q0
+        self.on_goal_steps = 0
+        self._t = 0.0
+        self.episode_id += 1
+        mujoco.mj_forward(self.model, self.data)
+        return self._observe()
+
+    def set_object_pose(self, role: str, xy: np.ndarray, yaw: float = 0.0) -> None:
+        """Put an object at rest on the table with its centre of mass above ``xy`` (also for tests)."""
+        com_offset = self._com_offset(role)
+        c, s = math.cos(yaw), math.sin(yaw)
+        origin_xy = np.asarray(xy, dtype=np.float64) - np.array([c * com_offset[0] - s * com_offset[1],
+                                                                  s * com_offset[0] + c * com_offset[1]])
+        adr, dof = self._obj_qadr[role], self._obj_dof[role]
+        self.data.qpos[adr : adr + 3] = [origin_xy[0], origin_xy[1], TABLE_Z]
+        self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+        self.data.qvel[dof : dof + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
+    def _com_offset(self, role: str) -> np.ndarray:
+        """Centre of mass in the body frame (parts are centred already, so this is ~0; kept exact)."""
+        return self.model.body_ipos[self._obj_body[role]][:2]
+
+    # -- stepping -------------------------------------------------------------------------------
+    def step(self, action: np.ndarray) -> Observation:
+        self.data.ctrl[:] = self.family.clip_action(np.asarray(action, dtype=np.float64))
+        mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
+        self._t += self.config.substeps * self.config.physics_timestep
+        if self.target_on_goal():
+            self.on_goal_steps += 1
+        return self._observe()
+
+    def end_episode(self) -> None:
+        """Nothing happens after the last step: success was counted during the episode."""
+
+    # -- scoring --------------------------------------------------------------------------------
+    def object_position(self, role: str) -> np.ndarray:
+        """Centre of mass of an object (world = base frame)."""
+        return self.data.xipos[self._obj_body[role]].copy()
+
+    def pusher_touches(self, role: str) -> bool:
+        """Whether the pusher is in contact with an object (privileged: used by the expert)."""
+        geoms = self.data.contact.geom[: self.data.ncon]
+        if len(geoms) == 0:
+            return False
+        bodies = self.model.geom_bodyid[geoms]
+        pusher = geoms == self._pusher_geom
+        other = bodies == self._obj_body[role]
+        return bool(np.any((pusher[:, 0] & other[:, 1]) | (pusher[:, 1] & other[:, 0])))
+
+    def goal_position(self) -> np.ndarray:
+        return self.data.xpos[self._goal_body].copy()
+
+    def target_on_goal(self) -> bool:
+        d = self.object_position("target")[:2] - self.goal_position()[:2]
+        return bool(np.linalg.norm(d) <= self.config.goal_radius)
+
+    def success(self) -> bool:
+        """Paper's criterion: the target's centre was on the goal circle for >= success_steps steps so far."""
+        return self.on_goal_steps >= self.config.success_steps
+
+    # -- observation ----------------------------------------------------------------------------
+    def _observe(self) -> Observation:
+        image = self.render_camera() if self._render_obs else np.zeros((0, 0, 3), np.uint8)
+        return Observation(image=image, state=self.robot_state(), time=self._t)
+
+    def tip_position(self) -> np.ndarray:
+        return self.data.site_xpos[self.tip_site].copy()
+
+    def robot_state(self) -> np.ndarray:
+        """Joint angles (7), joint velocities (7), pusher tip position (3), as the paper's pusher state."""
+        return np.concatenate(
+            [self.data.qpos[self._arm_qadr], self.data.qvel[self.arm_dofs], self.data.site_xpos[self.tip_site]]
+        ).astype(np.float32)
+
+    def render_camera(self) -> np.ndarray:
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.config.image_height, self.config.image_width)
+        self._renderer.update_scene(self.data, camera="scene_camera")
+        return self._renderer.render().copy()
+
+    def ee_pose(self) -> np.ndarray:
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, self.data.site_xmat[self.tip_site])
+        return np.concatenate([self.data.site_xpos[self.tip_site], quat])
+
+    def joint_names(self) -> tuple[str, ...]:
+        return ARM_JOINT_NAMES
+
+    def joint_positions(self) -> np.ndarray:
+        return self.data.qpos[self._arm_qadr].copy()
+
+    def joint_velocities(self) -> np.ndarray:
+        return self.data.qvel[self.arm_dofs].copy()
+
+    def gripper_is_open(self) -> bool:
+        return False  # the pusher arm has no gripper; recorded as closed throughout
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+# --------------------------------------------------------------------------------------------- expert
+
+
+class PushingExpert:
+    """Scripted pusher with privileged state, standing in for the paper's per-task TRPO experts.
+
+    Phases: *approach* the pre-push point (behind the target on the goal->target line) at a safe height
+    over the objects, *descend* to pushing height, *push* along the line with a speed that tapers off
+    near the goal while steering the tip back onto the line as the object drifts, *circle* around the
+    object at table height when the tip has fallen too far off the line, and *hold* once the target's
+    centre is near the goal. Each phase yields a desired tip velocity; resolved-acceleration
+    (operational-space) control through the arm's mass matrix turns it into joint torques, keeping the
+    tool pointing down and the redundant elbow near the start posture. Noise changes per-demo speeds,
+    heights and stand-offs and adds Gaussian torque noise, so demos differ the way TRPO rollouts do.
+    """
+
+    KV = 20.0  # 1/s: task-space velocity tracking gain
+    KP_TO_VEL = 5.0  # 1/s: position error -> desired velocity
+    KR, KW = 150.0, 25.0  # orientation stiffness / damping (1/s^2, 1/s)
+    KQ, KQD = 20.0, 8.0  # null-space posture gains
+    STOP_DIST = 0.012  # target within this of the goal: stop pushing
+    RESUME_DIST = 0.03  # ... and push again if it ends up farther than this
+
+    def __init__(self, env: PushingEnv, seed: int, noise: float = 1.0) -> None:
+        self.env = env
+        self.rng = np.random.default_rng([seed, 7331])
+        self.noise = noise
+        self._planned_for: int | None = None
+
+    def _plan(self) -> None:
+        """Per-demo parameters, drawn when the first observation of an episode arrives."""
+        env, rng, noise = self.env, self.rng, self.noise
+        specs = env.object_specs
+        self.phase = "approach"
+        self.push_speed = 0.14 * (1.0 + noise * rng.uniform(-0.15, 0.15))
+        self.travel_speed = 0.35 * (1.0 + noise * rng.uniform(-0.15, 0.1))
+        top = TABLE_Z + max(s.height for s in specs.values())
+        self.safe_z = max(top + PUSHER_RADIUS + 0.04, PUSH_Z + 0.06) + noise * rng.uniform(0.0, 0.03)
+        self.standoff = specs["target"].radius + PUSHER_RADIUS + PRE_PUSH_STANDOFF + noise * rng.uniform(-0.01, 0.01)
+        self.circle_radius = specs["target"].radius + PUSHER_RADIUS + 0.02
+        self.lateral_aim = noise * rng.normal(0.0, 0.003)
+        self.push_dir = np.array([1.0, 0.0])
+        target = specs["target"]
+        self.push_force = 1.3 * target.friction * target.mass * 9.81
+        self._planned_for = env.episode_id
+
+    # -- desired tip velocity ------------------------------------------------------------------
+    def _toward(self, target: np.ndarray, pos: np.ndarray, speed: float) -> np.ndarray:
+        v = self.KP_TO_VEL * (target - pos)
+        n = np.linalg.norm(v)
+        return v * (speed / n) if n > speed else v
+
+    def _desired_velocity(self) -> np.ndarray:
+        env = self.env
+        tip = env.tip_position()
+        obj = env.object_position("target")[:2]
+        goal = env.goal_position()[:2]
+        to_goal = goal - obj
+        dist = float(np.linalg.norm(to_goal))
+        if dist > self.RESUME_DIST or self.phase not in ("hold", "push"):
+            if dist > 1e-6:
+                self.push_dir = to_goal / dist
+        d = self.push_dir
+        normal = np.array([-d[1], d[0]])
+        rel = tip[:2] - obj
+        along = float(rel @ d)
+        behind = -along / max(float(np.linalg.norm(rel)), 1e-6)  # cos of the tip's angle off the line
+        pre = obj - self.standoff * d + self.lateral_aim * normal
+
+        if self.phase == "approach":
+            if np.linalg.norm(tip[:2] - pre) < 0.015:
+                self.phase = "descend"
+            z = self.safe_z if np.linalg.norm(tip[:2] - pre) > 0.03 else PUSH_Z
+            return self._toward(np.array([*pre, z]), tip, self.travel_speed)
+        if self.phase == "descend":
+            if tip[2] < PUSH_Z + 0.008:
+                self.phase = "push"
+            else:
+                return self._toward(np.array([*pre, PUSH_Z]), tip, self.travel_speed)
+        if self.phase == "hold":
+            if dist > self.RESUME_DIST:
+                self.phase = "push"
+            else:  # back off a little behind the object and keep still
+                return self._toward(np.array([*(obj - (self.standoff + 0.01) * d), PUSH_Z]), tip, 0.1)
+        if self.phase == "circle":
+            if behind > 0.97 and abs(np.linalg.norm(rel) - self.circle_radius) < 0.015:
+                self.phase = "push"
+            else:
+                return self._circle(tip, obj, d, rel)
+        # push
+        if dist < self.STOP_DIST:
+            self.phase = "hold"
+            return self._desired_velocity()
+        if behind < 0.8:
+            self.phase = "circle"
+            return self._circle(tip, obj, d, rel)
+        lateral = float(rel @ normal) - self.lateral_aim
+        taper = float(np.clip((dist - self.STOP_DIST) / 0.04, 0.25, 1.0))
+        v_xy = self.push_speed * taper * d - 6.0 * lateral * normal
+        return np.array([*v_xy, self.KP_TO_VEL * (PUSH_Z - tip[2])])
+
+    def _circle(self, tip: np.ndarray, obj: np.ndarray, d: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """Go around the target at table height, on a circle clear of it, to the point behind it."""
+        r = max(float(np.linalg.norm(rel)), 1e-6)
+        radial = rel / r
+        tangent = np.array([-radial[1], radial[0]])  # counter-clockwise
+        ang = math.atan2(float(np.cross(-d, radial)), float(-d @ radial))  # tip angle from the behind point
+        v = 4.0 * (self.circle_radius - r) * radial - np.sign(ang) * min(0.25, 0.6 * abs(ang)) * tangent
+        return np.array([*v, self.KP_TO_VEL * (PUSH_Z - tip[2])])
+
+    # -- torques ----------------------------------------------------------------------------------
+    def __call__(self, obs: Observation) -> np.ndarray:
+        env = self.env
+        if self._planned_for != env.episode_id:
+            self._plan()
+        m, d = env.model, env.data
+        dofs = env.arm_dofs
+        v_des = self._desired_velocity()
+        jac = site_jacobian(m, d, env.tip_site, dofs)
+        qd = d.qvel[dofs]
+        twist = jac @ qd
+        acc = np.concatenate([
+            self.KV * (v_des - twist[:3]),
+            self.KR * orientation_error(d.site_xmat[env.tip_site], TOOL_DOWN) - self.KW * twist[3:],
+        ])
+        qdd = dls_solve(jac, acc, damping=0.05)
+        j_pinv = dls_solve(jac, np.eye(6), damping=0.05)
+        null = np.eye(7) - j_pinv @ jac
+        q = d.qpos[env._arm_qadr]
+        qdd += null @ (self.KQ * (HOME_QPOS - q) - self.KQD * qd)
+        full_m = np.zeros((m.nv, m.nv))
+        mujoco.mj_fullM(m, d, full_m)
+        tau = full_m[np.ix_(dofs, dofs)] @ qdd + d.qfrc_bias[dofs] - d.qfrc_passive[dofs]
+        if self.phase == "push" and env.pusher_touches("target"):
+            # Feed-forward: the force that slides the object (privileged mass and friction). Stiff feedback
+            # alone cannot supply it: at a 20 Hz torque rate the velocity gain must stay below ~1/dt.
+            tau += jac[:3].T @ np.array([*(self.push_force * self.push_dir), 0.0])
+        action = tau / GEAR
+        action += self.noise * self.rng.normal(0.0, self.env.config.expert_action_noise, size=7)
+        peak = float(np.max(np.abs(action)))
+        if peak > 1.0:  # keep the direction of the torque vector when a motor saturates
+            action /= peak
+        return action.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- family
+
+
+class PushingFamily(TaskFamily):
+    """Task = (target object, distractor object), both from one split of the catalogue."""
+
+    name = "pushing"
+    action_kind = "joint_effort"
+    action_dim = 7
+    state_names = (
+        *(f"q_{n}" for n in ARM_JOINT_NAMES),
+        *(f"qd_{n}" for n in ARM_JOINT_NAMES),
+        "ee_x",
+        "ee_y",
+        "ee_z",
+    )
+
+    def __init__(self, config: PushingConfig | None = None) -> None:
+        self.config = config or PushingConfig()
+        c = self.config
+        self.catalogue: PushCatalogue = push_catalogue(c.n_objects, c.n_val_objects, c.n_test_objects)
+        self.control_rate_hz = c.control_rate_hz
+        self.episode_steps = c.episode_steps
+        self.horizon = c.horizon
+        self.camera_every = c.camera_every
+        self.camera_size = (c.image_width, c.image_height)
+        self.image_size = (c.image_width, c.image_height)
+
+    def objects(self, split: str) -> tuple[str, ...]:
+        return self.catalogue.split[check_split(split)]
+
+    @lru_cache(maxsize=3)  # noqa: B019 - one family object lives for the whole process
+    def tasks(self, split: str) -> list[Task]:
+        """Every object of the split is the target equally often; distractors are drawn by a fixed seed."""
+        check_split(split)
+        index = SPLITS.index(split)
+        rng = np.random.default_rng([self.config.task_seed, index])
+        objects = self.objects(split)
+        targets = [objects[i] for i in rng.permutation(len(objects))]
+        out = []
+        for i in range(self.config.tasks_per_split[index]):
+            target = targets[i % len(targets)]
+            others = [o for o in objects if o != target]
+            distractor = others[int(rng.integers(len(others)))]
+            out.append(self._task(split, i, target=target, distractor=distractor))
+        return out
+
+    def _task(self, split: str, index: int | str, **roles: str) -> Task:
+        return Task(family=self.name, task_id=f"{self.name}/{split}/{index}", split=split, objects=dict(roles))
+
+    def make_task(self, split: str, **roles: str) -> Task:
+        check_split(split)
+        if set(roles) != set(ROLES):
+            raise TaskError(f"pushing task needs roles {sorted(ROLES)}, got {sorted(roles)}")
+        for role, oid in roles.items():
+            if oid not in self.objects(split):
+                where = self.catalogue.split_of(oid)
+                hint = f"it belongs to the {where} split" if where else "no such object in the catalogue"
+                raise TaskError(f"object {oid!r} for role {role!r} is not in the {split} split ({hint})")
+        if roles["target"] == roles["distractor"]:
+            raise TaskError("target and distractor must be different objects")
+        return self._task(split, f"{roles['target']}-{roles['distractor']}", **roles)
+
+    def make_env(self, task: Task, trial_seed: int, render: bool = True) -> PushingEnv:
+        if task.family != self.name:
+            raise TaskError(f"task {task.task_id!r} belongs to family {task.family!r}, not {self.name!r}")
+        return PushingEnv(self, task, trial_seed, render)
+
+    def make_expert(self, env: Env, seed: int, noise: float = 1.0) -> Expert:
+        if not isinstance(env, PushingEnv):
+            raise TypeError("the pushing expert needs a PushingEnv")
+        return PushingExpert(env, seed, noise)
+
+    def clip_action(self, action: np.ndarray) -> np.ndarray:
+        if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"pushing action must be 7 finite joint torques in [-1, 1], got {action!r}")
+        return np.clip(action, -1.0, 1.0)
+
+    def preprocess(self, camera_image: np.ndarray) -> np.ndarray:
+        """The camera already renders at the policy resolution (125x125 in the paper): check and pass on."""
+        c = self.config
+        if camera_image.shape != (c.image_height, c.image_width, 3):
+            raise ValueError(
+                f"camera image has shape {camera_image.shape}, expected {(c.image_height, c.image_width, 3)}"
+            )
+        return camera_image
