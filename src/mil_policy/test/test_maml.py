@@ -1,0 +1,200 @@
+"""MAML core: hand-computed meta-gradients, clipping, two heads, bias transformation, vmap == loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mil_policy.config import ConfigError, ConvLayer, MamlConfig, MilConfig, NetworkConfig
+from mil_policy.maml import DemoBatch, MetaLearner, parameters_of
+from mil_policy.network import PolicyNetwork, PolicyOutput, SpatialSoftArgmax
+
+
+
+@pytest.fixture(autouse=True)
+def _float64() -> object:
+    """Exact comparisons need double precision; restore the default for other test modules."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+class ScalarPolicy(nn.Module):
+    """a = w * s: small enough to differentiate MAML by hand."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w))
+
+    def post_update_only(self) -> set[str]:
+        return set()
+
+    def forward(self, images: torch.Tensor, states: torch.Tensor) -> PolicyOutput:
+        return PolicyOutput(actions=self.w * states, pre_head=None, target=None)
+
+
+def _scalar_demo(x: float, y: float) -> DemoBatch:
+    """One demo, one frame: state x, action y."""
+    return DemoBatch(torch.zeros(1, 1, 1, 1, 1), torch.tensor([[[x]]]), torch.tensor([[[y]]]))
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_meta_gradient_matches_hand_computation(first_order: bool) -> None:
+    w, alpha, (xa, ya), (xb, yb) = 0.7, 0.1, (1.5, 2.0), (-0.8, 0.3)
+    net = ScalarPolicy(w)
+    learner = MetaLearner(net, MamlConfig(inner_steps=1, inner_lr=alpha, inner_grad_clip=None, loss="mse",
+                                          first_order=first_order))
+    loss = learner.task_meta_loss(parameters_of(net), _scalar_demo(xa, ya), _scalar_demo(xb, yb))
+    loss.backward()
+    g_inner = 2 * xa * (w * xa - ya)
+    w1 = w - alpha * g_inner
+    outer = 2 * (w1 * xb - yb) * xb
+    expected = outer if first_order else outer * (1 - 2 * alpha * xa**2)
+    assert loss.item() == pytest.approx((w1 * xb - yb) ** 2)
+    assert net.w.grad.item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_two_inner_steps_chain_the_second_order_terms() -> None:
+    w, alpha, xa, ya, xb, yb = 0.2, 0.05, 2.0, 1.0, 1.0, 0.5
+    net = ScalarPolicy(w)
+    learner = MetaLearner(net, MamlConfig(inner_steps=2, inner_lr=alpha, inner_grad_clip=None, loss="mse"))
+    learner.task_meta_loss(parameters_of(net), _scalar_demo(xa, ya), _scalar_demo(xb, yb)).backward()
+    shrink = 1 - 2 * alpha * xa**2  # d w_{k+1} / d w_k
+    w1 = w - alpha * 2 * xa * (w * xa - ya)
+    w2 = w1 - alpha * 2 * xa * (w1 * xa - ya)
+    assert net.w.grad.item() == pytest.approx(2 * (w2 * xb - yb) * xb * shrink**2, rel=1e-10)
+
+
+def test_inner_gradient_is_clipped_elementwise() -> None:
+    net = ScalarPolicy(3.0)
+    learner = MetaLearner(net, MamlConfig(inner_steps=1, inner_lr=0.1, inner_grad_clip=0.5, loss="mse"))
+    adapted = learner.adapt(parameters_of(net), _scalar_demo(2.0, -5.0))  # raw gradient 2*2*(6+5) = 44
+    assert adapted["w"].item() == pytest.approx(3.0 - 0.1 * 0.5)
+    learner.config.inner_grad_clip = None
+    assert learner.adapt(parameters_of(net), _scalar_demo(2.0, -5.0))["w"].item() == pytest.approx(3.0 - 4.4)
+
+
+def _tiny_net(**kw: object) -> PolicyNetwork:
+    torch.manual_seed(0)
+    cfg = NetworkConfig(image_width=12, image_height=10, state_dim=3, action_dim=2,
+                        conv=[ConvLayer(4, 3, 2), ConvLayer(4, 3, 1)], fc=[8], **kw)
+    return PolicyNetwork(cfg)
+
+
+def _batch(m: int, n: int, t: int = 4, seed: int = 0) -> DemoBatch:
+    g = torch.Generator().manual_seed(seed)
+    return DemoBatch(torch.rand(m, n, t, 3, 10, 12, generator=g), torch.randn(m, n, t, 3, generator=g),
+                     torch.randn(m, n, t, 2, generator=g), torch.randn(m, n, 2, generator=g))
+
+
+@pytest.mark.parametrize(
+    ("net_kw", "maml_kw"),
+    [
+        ({}, {"loss": "l1l2"}),
+        ({"predict_target": True, "bias_transform_dim": 3}, {"inner_steps": 2, "shots": 2}),
+        ({"two_head": True, "bias_image": True}, {"inner_loss": "learned_bc", "loss": "mse"}),
+        ({"two_head": True}, {"inner_loss": "learned_no_actions", "demo_inputs": "video_only"}),
+        ({}, {"first_order": True}),
+    ],
+)
+def test_vmap_and_loop_give_the_same_meta_gradient(net_kw: dict, maml_kw: dict) -> None:
+    net = _tiny_net(**net_kw)
+    learner = MetaLearner(net, MamlConfig(**{"inner_steps": 1, "inner_lr": 0.05, **maml_kw}))
+    n = learner.config.shots
+    a, b = _batch(3, n, seed=1), _batch(3, 1, seed=2)
+    grads = []
+    for vectorized in (False, True):
+        net.zero_grad()
+        loss = learner.meta_loss(parameters_of(net), a, b, vectorized=vectorized)
+        loss.backward()
+        grads.append({k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 5
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-7, atol=1e-9, msg=k)
+
+
+def test_two_head_adapts_with_the_pre_update_head_only() -> None:
+    net = _tiny_net(two_head=True)
+    learner = MetaLearner(net, MamlConfig(inner_steps=1, inner_lr=0.1, inner_loss="learned_bc", loss="mse"))
+    params = parameters_of(net)
+    adapted = learner.adapt(params, _batch(1, 1).task(0))
+    # The post-update head is never changed by the demo ...
+    assert torch.equal(adapted["head.weight"], params["head.weight"])
+    assert torch.equal(adapted["head.bias"], params["head.bias"])
+    # ... the trunk and the pre-update head are.
+    assert not torch.allclose(adapted["fcs.0.weight"], params["fcs.0.weight"])
+    assert not torch.allclose(adapted["head_pre.weight"], params["head_pre.weight"])
+    # The inner loss is the pre-update head's: it does not depend on the post-update head.
+    demo = _batch(1, 1).task(0)
+    loss = learner.inner_loss(params, demo)
+    (g,) = torch.autograd.grad(loss, [params["head.weight"]], allow_unused=True)
+    assert g is None or torch.count_nonzero(g) == 0
+
+
+def test_learned_loss_without_actions_ignores_actions_and_state() -> None:
+    net = _tiny_net(two_head=True)
+    learner = MetaLearner(net, MamlConfig(inner_loss="learned_no_actions", demo_inputs="video_only"))
+    demo = _batch(1, 1).task(0)
+    other = DemoBatch(demo.images, torch.randn_like(demo.states), torch.randn_like(demo.actions), None)
+    params = parameters_of(net)
+    assert learner.inner_loss(params, demo).item() == pytest.approx(learner.inner_loss(params, other).item())
+    out = net(demo.images, torch.zeros_like(demo.states))
+    assert learner.inner_loss(params, demo).item() == pytest.approx(out.pre_head.pow(2).sum(-1).mean().item())
+
+
+def test_n_shot_inner_gradient_is_the_average_of_the_demos() -> None:
+    net = ScalarPolicy(0.5)
+    learner = MetaLearner(net, MamlConfig(inner_steps=1, inner_lr=0.1, inner_grad_clip=None, loss="mse"))
+    two = DemoBatch(torch.zeros(2, 1, 1, 1, 1), torch.tensor([[[1.0]], [[3.0]]]), torch.tensor([[[2.0]], [[-1.0]]]))
+    adapted = learner.adapt(parameters_of(net), two)["w"].item()
+    g1, g2 = 2 * 1.0 * (0.5 * 1.0 - 2.0), 2 * 3.0 * (0.5 * 3.0 + 1.0)
+    assert adapted == pytest.approx(0.5 - 0.1 * (g1 + g2) / 2)
+
+
+def test_bias_transformation_update_matches_section_5() -> None:
+    """b~' = (W2 - a G z^T)(z - a W2^T G) + b - a G, with G = dL/db of the first FC layer."""
+    net = _tiny_net(bias_transform_dim=5)
+    with torch.no_grad():
+        net.bias_transform.normal_()
+    alpha = 0.3
+    learner = MetaLearner(net, MamlConfig(inner_steps=1, inner_lr=alpha, inner_grad_clip=None, loss="mse"))
+    params = parameters_of(net)
+    demo = _batch(1, 1).task(0)
+    z_cols = slice(net.feature_dim + net.config.state_dim, None)  # FC input: [features, state, z]
+    w2, z, b = params["fcs.0.weight"][:, z_cols], params["bias_transform"], params["fcs.0.bias"]
+    (g,) = torch.autograd.grad(learner.inner_loss(params, demo), [b])
+    expected = (w2 - alpha * torch.outer(g, z)) @ (z - alpha * w2.T @ g) + b - alpha * g
+    adapted = learner.adapt(params, demo, create_graph=False)
+    got = adapted["fcs.0.weight"][:, z_cols] @ adapted["bias_transform"] + adapted["fcs.0.bias"]
+    torch.testing.assert_close(got, expected)
+
+
+def test_spatial_soft_argmax_finds_the_peak() -> None:
+    x = torch.full((1, 1, 5, 7), -50.0)
+    x[0, 0, 4, 0] = 50.0  # bottom-left
+    pts = SpatialSoftArgmax()(x)
+    torch.testing.assert_close(pts, torch.tensor([[-1.0, 1.0]]), atol=1e-6, rtol=0)
+
+
+def test_network_rejects_wrong_image_size() -> None:
+    net = _tiny_net()
+    with pytest.raises(ValueError, match="expects"):
+        net(torch.rand(1, 2, 3, 9, 12), torch.rand(1, 2, 3))
+
+
+def test_config_errors_are_clear() -> None:
+    with pytest.raises(ConfigError, match="needs inner_loss='learned_no_actions'"):
+        MamlConfig(demo_inputs="video_only")
+    with pytest.raises(ConfigError, match="two_head"):
+        MilConfig(maml=MamlConfig(inner_loss="learned_bc"))
+    with pytest.raises(ConfigError, match="unknown config sections"):
+        MilConfig.from_dict({"netwrk": {}})
+    with pytest.raises(ConfigError, match="bad config"):
+        MilConfig.from_dict({"maml": {"inner_stepz": 3}})
+    with pytest.raises(ConfigError, match="positive"):
+        NetworkConfig(image_width=0)
+    with pytest.raises(ValueError, match="evaluation tasks"):
+        net = _tiny_net()
+        MetaLearner(net, MamlConfig()).meta_loss(parameters_of(net), _batch(2, 1), _batch(3, 1))
