@@ -21,6 +21,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'bridge_node = mil_pr2_bridge.bridge_node:main',
         ],
     },
 )

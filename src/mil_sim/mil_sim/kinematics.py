@@ -1,7 +1,9 @@
 """Damped least-squares differential IK, shared by the sim's end-effector velocity interface and the bridge.
 
 Damping keeps joint speeds bounded near singularities (an outstretched arm, aligned wrist axes), where a
-plain pseudo-inverse would command huge joint velocities; the price is a small tracking error there.
+plain pseudo-inverse would command huge joint velocities. The damping is adaptive (Nakamura & Hanafusa):
+zero while the smallest singular value of the Jacobian is above ``threshold``, growing to ``damping``
+at the singularity, so away from singularities the commanded twist is tracked exactly.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import mujoco
 import numpy as np
 
 
-def dls_solve(jacobian: np.ndarray, twist: np.ndarray, damping: float = 0.05) -> np.ndarray:
-    """Joint velocities qdot minimising ||J qdot - twist||^2 + damping^2 ||qdot||^2."""
+def dls_solve(jacobian: np.ndarray, twist: np.ndarray, damping: float = 0.05, threshold: float = 0.1) -> np.ndarray:
+    """Joint velocities qdot minimising ||J qdot - twist||^2 + lambda^2 ||qdot||^2, lambda adaptive."""
     j = np.asarray(jacobian, dtype=np.float64)
-    jjt = j @ j.T + (damping**2) * np.eye(j.shape[0])
+    sigma_min = np.linalg.svd(j, compute_uv=False)[-1] if min(j.shape) else 0.0
+    lam2 = 0.0 if sigma_min >= threshold else damping**2 * (1.0 - (sigma_min / threshold) ** 2)
+    jjt = j @ j.T + max(lam2, 1e-12) * np.eye(j.shape[0])
     return j.T @ np.linalg.solve(jjt, np.asarray(twist, dtype=np.float64))
 
 
