@@ -18,7 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("mil_policy", "mil_demo_recorder", "mil_sim", "mil_pr2_bridge")
 # ROS packages the wheels in requirements.txt provide, plus our own packages.
-KNOWN_ROS_DEPS = {"rclpy", "std_msgs", "std_srvs", "sensor_msgs", "geometry_msgs", "trajectory_msgs", *PACKAGES}
+KNOWN_ROS_DEPS = {
+    "rclpy", "std_msgs", "std_srvs", "sensor_msgs", "geometry_msgs", "trajectory_msgs", "rosgraph_msgs", *PACKAGES,
+}
 
 
 def _setup_call(pkg: str) -> ast.Call:
@@ -62,7 +64,8 @@ def test_setup_cfg_puts_executables_where_ros2_run_looks(pkg: str) -> None:
 def test_resource_marker_and_data_files(pkg: str) -> None:
     assert (ROOT / "src" / pkg / "resource" / pkg).is_file()
     call = _setup_call(pkg)
-    assert ast.literal_eval(_keyword(call, "name")) == pkg or ast.unparse(_keyword(call, "name")) == "package_name"
+    assert ast.unparse(_keyword(call, "name")) in (repr(pkg), "package_name")
+    assert f"package_name = {pkg!r}" in (ROOT / "src" / pkg / "setup.py").read_text()
     data_files = ast.unparse(_keyword(call, "data_files"))
     assert "share/ament_index/resource_index/packages" in data_files
     assert "package.xml" in data_files

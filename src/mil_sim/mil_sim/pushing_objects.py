@@ -14,12 +14,14 @@ reaches down to the table so the pusher never slides under an overhang.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
 
-SHAPE_KINDS = ("box", "cylinder", "capsule_sled", "l_shape", "t_shape", "cross", "hexagon", "dumbbell", "tower", "twin")
+SHAPE_KINDS = (
+    "box", "cylinder", "capsule_sled", "l_shape", "t_shape", "cross", "hexagon", "dumbbell", "tower", "twin",
+)
 TEXTURES = ("none", "checker", "gradient", "stripes")
 CATALOGUE_SEED = 20170916  # fixed forever: changing it changes every split and dataset
 # Ranges that keep every object pushable by the scripted expert within the 5 s episode (see module doc).
@@ -101,7 +103,10 @@ class PushObjectSpec:
     @property
     def radius(self) -> float:
         """Radius of the smallest origin-centred circle covering the footprint (layout and clearances)."""
-        return max(float(np.max(np.linalg.norm(p.footprint_points(), axis=1))) + p.footprint_margin for p in self.parts)
+        return max(
+            float(np.max(np.linalg.norm(p.footprint_points(), axis=1))) + p.footprint_margin
+            for p in self.parts
+        )
 
     @property
     def height(self) -> float:
@@ -152,7 +157,10 @@ def _parts(kind: str, rng: np.random.Generator) -> list[Part]:
     if kind == "hexagon":
         hz, half = _u(rng, 0.015, 0.03), _u(rng, 0.018, 0.032)
         long = round(half / math.sqrt(3.0), 4)
-        return [Part("box", (long, half, hz), (0.0, 0.0, hz), yaw=k * math.pi / 3, secondary=k == 1) for k in range(3)]
+        return [
+            Part("box", (long, half, hz), (0.0, 0.0, hz), yaw=k * math.pi / 3, secondary=k == 1)
+            for k in range(3)
+        ]
     if kind == "dumbbell":
         r, hz, gap = _u(rng, 0.016, 0.024), _u(rng, 0.015, 0.03), _u(rng, 0.02, 0.035)
         bar_hz = round(0.6 * hz, 4)
@@ -170,7 +178,10 @@ def _parts(kind: str, rng: np.random.Generator) -> list[Part]:
         ]
     # twin: two touching cylinders of different radii (a peanut)
     r1, r2, hz = _u(rng, 0.018, 0.03), _u(rng, 0.014, 0.024), _u(rng, 0.015, 0.03)
-    return [Part("cylinder", (r1, hz), (-r1 * 0.8, 0.0, hz)), Part("cylinder", (r2, hz), (r2 * 0.8, 0.0, hz), secondary=True)]
+    return [
+        Part("cylinder", (r1, hz), (-r1 * 0.8, 0.0, hz)),
+        Part("cylinder", (r2, hz), (r2 * 0.8, 0.0, hz), secondary=True),
+    ]
 
 
 def _centred(parts: list[Part]) -> tuple[Part, ...]:
@@ -178,8 +189,7 @@ def _centred(parts: list[Part]) -> tuple[Part, ...]:
     vols = np.array([p.volume() for p in parts])
     com = sum(v * np.array(p.pos[:2]) for v, p in zip(vols, parts, strict=True)) / vols.sum()
     return tuple(
-        Part(p.shape, p.size, (round(p.pos[0] - com[0], 5), round(p.pos[1] - com[1], 5), p.pos[2]), p.yaw, p.lying,
-             p.secondary)
+        replace(p, pos=(round(float(p.pos[0] - com[0]), 5), round(float(p.pos[1] - com[1]), 5), p.pos[2]))
         for p in parts
     )
 
@@ -212,7 +222,7 @@ class PushCatalogue:
 
 @cache
 def push_catalogue(n_objects: int = 128, n_val: int = 12, n_test: int = 11) -> PushCatalogue:
-    """The fixed catalogue and its split (defaults: the paper's 105 training and 11 test objects, plus 12 val)."""
+    """The fixed catalogue and its split (defaults: the paper's 105 training and 11 test objects + 12 val)."""
     rng = np.random.default_rng(CATALOGUE_SEED)
     objects = {o.object_id: o for o in (_object(rng, i) for i in range(n_objects))}
     order = [list(objects)[i] for i in np.random.default_rng([CATALOGUE_SEED, 1]).permutation(n_objects)]

@@ -135,7 +135,9 @@ def load_node_params(path: str | Path, node_name: str, *, namespace: str = "/") 
             found = True
     if not found:
         sections = ", ".join(repr(k) for k in doc)
-        raise ParamsFileError(f"parameters file {path} has no section for node {full!r} (sections: {sections})")
+        raise ParamsFileError(
+            f"parameters file {path} has no section for node {full!r} (sections: {sections})"
+        )
     return params
 
 

@@ -68,7 +68,8 @@ class SimClient:
             if not r.successful
         ]
         if refused:
-            return Trigger.Response(success=False, message=f"sim refused the parameters ({'; '.join(refused)})")
+            message = f"sim refused the parameters ({'; '.join(refused)})"
+            return Trigger.Response(success=False, message=message)
         return self.trigger("reset", timeout_s)
 
     def end_episode(self, timeout_s: float = 10.0) -> Trigger.Response:

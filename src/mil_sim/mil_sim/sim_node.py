@@ -12,7 +12,7 @@ Interface (names are parameters; defaults in ``config/sim.yaml``):
 ``/joint_states``                           sensor_msgs/JointState             pub, control rate
 ``/r_gripper_tool_frame/pose``              geometry_msgs/PoseStamped          pub, control rate, base_link
 ``/mil/task``                               std_msgs/String (task JSON)        pub, latched, on reset
-``/clock``                                  rosgraph_msgs/Clock                pub, only if ``real_time`` false
+``/clock``                                  rosgraph_msgs/Clock                pub, if not ``real_time``
 ``/r_arm_velocity_controller/commands``     std_msgs/Float64MultiArray (7)     sub: joint velocities (rad/s)
 ``/r_arm_controller/joint_trajectory``      trajectory_msgs/JointTrajectory    sub: joint position trajectory
 ``/r_gripper_controller/commands``          std_msgs/Float64MultiArray (1)     sub: gripper gap (m)
@@ -38,7 +38,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +47,6 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
@@ -66,8 +65,9 @@ from mil_sim.families import get_family
 from mil_sim.families.placing import PlacingEnv, PlacingFamily
 from mil_sim.image_msgs import fill_msg
 from mil_sim.kinematics import scale_to_limits
+from mil_sim.node_params import NodeConfigError, declare_parameters
 from mil_sim.pr2_arm import ARM_JOINT_NAMES, ARM_VELOCITY_LIMITS, GRIPPER_MAX_OPENING, arm_joint_limits
-from mil_sim.ros_params import ParamsFileError, load_node_params, to_parameter_overrides
+from mil_sim.ros_params import ParamsFileError, load_node_params
 
 NODE_NAME = "mil_sim"
 SUPPORTED_FAMILIES = ("placing",)
@@ -81,11 +81,11 @@ PARAMETERS: tuple[tuple[str, Any, str, bool], ...] = (
     ("family", "placing", "task family; the PR2 sim node supports only 'placing'", True),
     ("task_id", "placing/test/0", "task loaded at start and by ~/reset (family/split/index)", False),
     ("trial_seed", 0, "trial layout seed used at start and by ~/reset", False),
-    ("real_time", True, "true: wall-clock control timer; false: step as fast as possible and publish /clock", True),
+    ("real_time", True, "true: wall-clock timer; false: step as fast as possible, publish /clock", True),
     ("control_rate_hz", 20.0, "physics control steps per second of sim time", True),
     ("camera_rate_hz", 10.0, "camera frames per second of sim time", True),
     ("command_timeout_s", 0.5, "joint velocity commands older than this are replaced by zero", True),
-    ("goal_time_tolerance_s", 2.0, "drop a trajectory this long after its end if the goal is not reached", True),
+    ("goal_time_tolerance_s", 2.0, "drop a trajectory this long after its end if not at its goal", True),
     ("base_frame_id", "base_link", "frame of the tool pose", True),
     ("camera_frame_id", "head_mount_kinect_rgb_optical_frame", "frame_id of the camera images", True),
     ("image_topic", "/head_mount_kinect/rgb/image_raw", "camera image topic", True),
@@ -98,7 +98,7 @@ PARAMETERS: tuple[tuple[str, Any, str, bool], ...] = (
 )
 
 
-class SimConfigError(ValueError):
+class SimConfigError(NodeConfigError):
     """A sim node parameter has a value the node cannot run with (message says which and why)."""
 
 
@@ -195,7 +195,8 @@ def parse_trajectory(
         times.append(float(t))
         rows.append(p)
     if start + times[-1] < now:
-        raise CommandError(f"trajectory ends {now - start - times[-1]:.3f} s in the past (header.stamp too old)")
+        late = now - start - times[-1]
+        raise CommandError(f"trajectory ends {late:.3f} s in the past (header.stamp too old)")
     if times[0] > 0.0:  # first segment: from where the arm is when the trajectory starts
         times.insert(0, 0.0)
         rows.insert(0, q_now[idx].copy())
@@ -219,9 +220,14 @@ class SimNode(Node):
         *,
         node_name: str = NODE_NAME,
         parameter_overrides: list[Parameter] | None = None,
+        parameter_defaults: Mapping[str, Any] | None = None,
         **node_kwargs: Any,
     ) -> None:
+        """``parameter_overrides`` win over ``--ros-args``; ``parameter_defaults`` (e.g. the pip-mode
+        ``--params-file``) only replace the built-in defaults, so ``--ros-args -p`` still wins over them.
+        """
         super().__init__(node_name, parameter_overrides=parameter_overrides, **node_kwargs)
+        self._defaults = dict(parameter_defaults or {})
         self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mil_sim_render")
         try:
             self._setup()
@@ -272,6 +278,11 @@ class SimNode(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._timer = self.create_timer(self._dt if s.real_time else 0.0, self._on_tick, clock=steady)
 
+        if s.real_time and self.get_parameter("use_sim_time").value:
+            self.get_logger().warning(
+                "use_sim_time is true but real_time is true, so nothing publishes /clock: stamps will stay 0 "
+                "until some other node does (set use_sim_time false for the sim, or real_time false)"
+            )
         self._publish_task()
         self._publish_state()
         self.get_logger().info(
@@ -283,18 +294,10 @@ class SimNode(Node):
 
     # -- parameters ---------------------------------------------------------------------------------
     def _declare_parameters(self) -> SimSettings:
-        values: dict[str, Any] = {}
-        for name, default, description, read_only in PARAMETERS:
-            is_float = isinstance(default, float)
-            descriptor = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=is_float)
-            value = self.declare_parameter(name, default, descriptor).value
-            if is_float:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise SimConfigError(f"parameter {name!r} must be a number, got {value!r}")
-                value = float(value)
-                if not (np.isfinite(value) and value > 0):
-                    raise SimConfigError(f"parameter {name!r} must be a positive number, got {value!r}")
-            values[name] = value
+        try:
+            values = declare_parameters(self, PARAMETERS, self._defaults)
+        except NodeConfigError as e:
+            raise SimConfigError(str(e)) from None
         if values["family"] not in SUPPORTED_FAMILIES:
             raise SimConfigError(
                 f"family {values['family']!r} is not supported by the PR2 sim node (supported: "
@@ -332,8 +335,8 @@ class SimNode(Node):
         env = self._env
         o = env.task.objects
         return (
-            f"task {env.task.task_id} trial {env.trial_seed} "
-            f"(held {o['held']} -> target {o['target']}, distractors {o['distractor_0']}, {o['distractor_1']})"
+            f"task {env.task.task_id} trial {env.trial_seed} (held {o['held']} -> target {o['target']}, "
+            f"distractors {o['distractor_0']}, {o['distractor_1']})"
         )
 
     @property
@@ -397,8 +400,9 @@ class SimNode(Node):
                 self._trajectory = None
             elif self._sim_time > plan.end + self.settings.goal_time_tolerance_s:
                 err = np.max(np.abs(q[plan.joints] - plan.positions[-1]))
-                self._warn("trajectory", f"trajectory goal not reached {self.settings.goal_time_tolerance_s:g} s "
-                                         f"after its end (max error {err:.4f} rad); holding position")
+                tol = self.settings.goal_time_tolerance_s
+                self._warn("trajectory", f"trajectory goal not reached {tol:g} s after its end "
+                                         f"(max error {err:.4f} rad); holding position")
                 self._trajectory = None
             else:
                 return scale_to_limits(plan.velocity(q, self._sim_time, self._dt), ARM_VELOCITY_LIMITS)
@@ -458,8 +462,8 @@ class SimNode(Node):
     def _on_velocity(self, msg: Float64MultiArray) -> None:
         v = np.asarray(msg.data, dtype=np.float64)
         if v.shape != (ARM_DOF,) or not np.all(np.isfinite(v)):
-            self._warn("velocity", f"rejected joint velocity command {list(msg.data)}: expected {ARM_DOF} finite "
-                                   f"velocities (rad/s) for {list(ARM_JOINT_NAMES)}")
+            self._warn("velocity", f"rejected joint velocity command {list(msg.data)}: expected {ARM_DOF} "
+                                   f"finite velocities (rad/s) for {list(ARM_JOINT_NAMES)}")
             return
         if self._trajectory is not None:
             self.get_logger().info("joint velocity command replaces the running trajectory")
@@ -484,8 +488,8 @@ class SimNode(Node):
             return
         self._trajectory = plan
         self.get_logger().info(
-            f"following a {len(msg.points)}-point trajectory over {plan.end - max(start, self._sim_time):.2f} s "
-            f"for {list(msg.joint_names)}"
+            f"following a {len(msg.points)}-point trajectory for {list(msg.joint_names)}, "
+            f"ending in {plan.end - self._sim_time:.2f} s"
         )
 
     def _on_gripper(self, msg: Float64MultiArray) -> None:
@@ -571,19 +575,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="MuJoCo placing sim exposed like a PR2 (topics, controllers, services).",
         epilog="Under ROS use `ros2 run mil_sim sim_node --ros-args --params-file config/sim.yaml`.",
     )
-    parser.add_argument("--params-file", help="ROS 2 parameters YAML; the 'mil_sim' (or '/**') section is used")
+    parser.add_argument(
+        "--params-file",
+        help="ROS 2 parameters YAML; its 'mil_sim' (and '/**') section replaces the built-in defaults",
+    )
     args = parser.parse_args(user_args)
-    overrides = None
+    defaults = None
     if args.params_file:
         try:
-            overrides = to_parameter_overrides(load_node_params(args.params_file, NODE_NAME))
+            defaults = load_node_params(args.params_file, NODE_NAME)
         except ParamsFileError as e:
             print(f"sim_node: {e}", file=sys.stderr)
             return 2
     rclpy.init(args=["sim_node", *argv])
     node: SimNode | None = None
     try:
-        node = SimNode(parameter_overrides=overrides)
+        node = SimNode(parameter_defaults=defaults)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -245,6 +245,7 @@ class PlacingEnv(Env):
         self._substeps = max(1, round(1.0 / (self.config.control_rate_hz * PHYSICS_DT)))
         self._renderer: mujoco.Renderer | None = None
         self._q = HOME_QPOS.copy()
+        self._qdot = np.zeros(7)
         self._open = False
         self._t = 0.0
         self.episode_id = 0  # bumped by reset(), so experts re-plan for a new episode
@@ -258,6 +259,7 @@ class PlacingEnv(Env):
             self.model.body_pos[self._container_ids[role]] = [c[0], c[1], TABLE_Z]
         mujoco.mj_resetData(self.model, self.data)
         self._q = self._limits.clip(HOME_QPOS + rng.normal(0.0, 0.04, size=7))
+        self._qdot = np.zeros(7)
         self._open = False
         self._t = 0.0
         self.episode_id += 1
@@ -311,7 +313,8 @@ class PlacingEnv(Env):
         d = self.data
         for _ in range(n):
             q_next = self._limits.clip(self._q + qdot * PHYSICS_DT)
-            d.qvel[self._arm_dof] = (q_next - self._q) / PHYSICS_DT
+            self._qdot = (q_next - self._q) / PHYSICS_DT
+            d.qvel[self._arm_dof] = self._qdot
             self._q = q_next
             mujoco.mj_step(self.model, d)
             d.qpos[self._arm_qadr] = self._q
@@ -381,7 +384,8 @@ class PlacingEnv(Env):
         return np.concatenate([self._q, [2 * self.data.qpos[self._grip_qadr]]])
 
     def joint_velocities(self) -> np.ndarray:
-        return np.concatenate([self.data.qvel[self._arm_dof], [0.0]])
+        """The arm's actual joint velocities (limit-clamped), not MuJoCo's qvel, which gravity perturbs."""
+        return np.concatenate([self._qdot, [0.0]])
 
     def gripper_is_open(self) -> bool:
         return self._open

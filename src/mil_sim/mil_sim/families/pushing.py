@@ -44,13 +44,18 @@ from mil_sim.pushing_objects import Part, PushCatalogue, PushObjectSpec, push_ca
 
 ROLES = ("target", "distractor")
 TABLE_Z = 0.60  # table top height (m)
-TABLE_CENTRE = (0.56, -0.20)
-TABLE_HALF = (0.30, 0.42)
-# The pusher: a capsule along the tool axis below the gripper; its tip is the end effector.
-PUSHER_RADIUS = 0.014
-PUSHER_FROM = 0.12  # along the palm's x axis (the tool axis), m
-PUSHER_TIP = 0.24  # the tip site, 6 cm beyond the PR2 tool frame
-PUSH_Z = TABLE_Z + 0.02  # tip centre height while pushing: the capsule clears the table by 6 mm
+TABLE_CENTRE = (0.54, -0.21)
+TABLE_HALF = (0.24, 0.40)
+# The pusher: a stick along the tool axis below the gripper, ending in a small flat paddle whose centre
+# (the tip site) is the end effector. A flat face pushes objects stably (they settle flush against it),
+# where a round tip is an unstable point contact that lets every object slip off sideways.
+PUSHER_FROM = 0.12  # stick start along the palm's x axis (the tool axis), m
+PUSHER_TIP = 0.24  # paddle centre, 6 cm beyond the PR2 tool frame
+STICK_RADIUS = 0.01
+PADDLE_HALF_HEIGHT = 0.015  # along the tool axis (vertical when pushing)
+PADDLE_HALF_WIDTH = 0.035  # along the palm y axis
+PADDLE_HALF_THICKNESS = 0.008  # along the palm z axis: the face normal
+PUSH_Z = TABLE_Z + 0.022  # tip height while pushing: the paddle clears the table by 7 mm
 # Start pose: tip 15 cm over the table, pointing down; the joint angles reach it (solved offline by DLS IK).
 HOME_TIP = np.array([0.45, -0.20, TABLE_Z + 0.15])
 HOME_QPOS = np.array([-0.659, 0.0638, -1.3414, -1.8914, -1.5594, -1.8085, -1.9152])
@@ -67,8 +72,8 @@ REACH_X, REACH_Y = (0.40, 0.67), (-0.50, 0.10)  # pre-push points
 DISTRACTOR_X, DISTRACTOR_Y = (0.38, 0.70), (-0.52, 0.10)
 PUSH_DISTANCE = (0.12, 0.20)  # target start to goal
 PRE_PUSH_STANDOFF = 0.035  # free space between the target's bounding circle and the tip before a push
-CAMERA_POS = np.array([1.20, -0.20, 1.32])
-CAMERA_TARGET = np.array([0.54, -0.20, TABLE_Z])
+CAMERA_POS = np.array([0.98, -0.21, 1.58])
+CAMERA_TARGET = np.array([0.52, -0.21, TABLE_Z])
 
 
 @dataclass
@@ -96,16 +101,22 @@ class PushingConfig:
     expert_action_noise: float = 0.04  # std of the expert's per-step torque noise (action units) at noise=1
 
     def __post_init__(self) -> None:
-        for name in ("image_width", "image_height", "control_rate_hz", "episode_steps", "horizon", "camera_every",
-                     "physics_timestep", "goal_radius", "success_steps", "n_objects", "n_val_objects",
-                     "n_test_objects"):
+        for name in (
+            "image_width", "image_height", "control_rate_hz", "episode_steps", "horizon", "camera_every",
+            "physics_timestep", "goal_radius", "success_steps",
+            "n_objects", "n_val_objects", "n_test_objects",
+        ):
             check_positive(name, getattr(self, name))
         for split, n in zip(SPLITS, self.tasks_per_split, strict=True):
             check_positive(f"tasks_per_split[{split}]", n)
         if self.episode_steps < self.horizon:
-            raise TaskError(f"episode has {self.episode_steps} control steps, fewer than horizon {self.horizon}")
+            raise TaskError(
+                f"episode has {self.episode_steps} control steps, fewer than horizon {self.horizon}"
+            )
         if self.success_steps > self.episode_steps:
-            raise TaskError(f"success_steps {self.success_steps} exceeds the episode's {self.episode_steps} steps")
+            raise TaskError(
+                f"success_steps {self.success_steps} exceeds the episode's {self.episode_steps} steps"
+            )
         if not math.isclose(self.substeps * self.physics_timestep, 1.0 / self.control_rate_hz, rel_tol=1e-6):
             raise TaskError(
                 f"control period 1/{self.control_rate_hz} s must be a whole multiple of "
@@ -142,7 +153,10 @@ def _rgba(c: tuple[float, ...]) -> str:
 def _object_assets(o: PushObjectSpec) -> str:
     """Two materials per object (main and secondary parts), textured with a builtin pattern or flat."""
     if o.texture == "none":
-        return f'<material name="mat_{o.object_id}" rgba="{_rgba(o.rgba)}"/><material name="mat2_{o.object_id}" rgba="{_rgba(o.rgba2)}"/>'
+        return (
+            f'<material name="mat_{o.object_id}" rgba="{_rgba(o.rgba)}"/>'
+            f'<material name="mat2_{o.object_id}" rgba="{_rgba(o.rgba2)}"/>'
+        )
     builtin = {"checker": "checker", "gradient": "gradient", "stripes": "checker"}[o.texture]
     extra = ' mark="edge" markrgb="1 1 1"' if o.texture == "stripes" else ""
     return (
@@ -156,11 +170,16 @@ def _object_assets(o: PushObjectSpec) -> str:
 def _part_geom(p: Part, o: PushObjectSpec, role: str, k: int) -> str:
     size = " ".join(f"{s:.4f}" for s in p.size)
     # A lying capsule's axis (geom z) points along the part's yawed x axis; other parts only yaw.
-    orient = f'zaxis="{math.cos(p.yaw):.5f} {math.sin(p.yaw):.5f} 0"' if p.lying else f'euler="0 0 {p.yaw:.5f}"'
+    if p.lying:
+        orient = f'zaxis="{math.cos(p.yaw):.5f} {math.sin(p.yaw):.5f} 0"'
+    else:
+        orient = f'euler="0 0 {p.yaw:.5f}"'
     mat = f"mat2_{o.object_id}" if p.secondary else f"mat_{o.object_id}"
+    pos = " ".join(f"{v:.5f}" for v in p.pos)
+    # condim 4 adds a little torsional friction, so a single-contact part does not spin freely in place.
     return (
-        f'<geom name="{role}_g{k}" type="{p.shape}" size="{size}" pos="{p.pos[0]:.5f} {p.pos[1]:.5f} {p.pos[2]:.5f}" '
-        f'{orient} material="{mat}" density="{o.density:.2f}" friction="{o.friction:.3f} 0.005 0.0001" condim="4"/>'
+        f'<geom name="{role}_g{k}" type="{p.shape}" size="{size}" pos="{pos}" {orient} material="{mat}" '
+        f'density="{o.density:.2f}" friction="{o.friction:.3f} 0.005 0.0001" condim="4"/>'
     )
 
 
@@ -174,7 +193,7 @@ def scene_xml(objects: dict[str, PushObjectSpec], config: PushingConfig) -> str:
     assets = "".join(_object_assets(o) for o in objects.values())
     bodies = "".join(_object_body(o, role) for role, o in objects.items())
     motors = "".join(
-        f'<motor name="{n.replace("_joint", "_motor")}" joint="{n}" gear="{g}" ctrlrange="-1 1" ctrllimited="true"/>'
+        f'<motor name="{n.replace("_joint", "_motor")}" joint="{n}" gear="{g}" ctrlrange="-1 1"/>'
         for n, g in zip(ARM_JOINT_NAMES, GEAR, strict=True)
     )
     cx, cy = TABLE_CENTRE
@@ -186,9 +205,11 @@ def scene_xml(objects: dict[str, PushObjectSpec], config: PushingConfig) -> str:
   <visual><global offwidth="{max(640, config.image_width)}" offheight="{max(480, config.image_height)}"/>
     <headlight ambient="0.4 0.4 0.4" diffuse="0.5 0.5 0.5"/><quality shadowsize="1024"/></visual>
   <asset>
-    <texture name="floor_tex" type="2d" builtin="checker" width="64" height="64" rgb1="0.42 0.42 0.45" rgb2="0.36 0.36 0.39"/>
+    <texture name="floor_tex" type="2d" builtin="checker" width="64" height="64" rgb1="0.42 0.42 0.45"
+             rgb2="0.36 0.36 0.39"/>
     <material name="floor_mat" texture="floor_tex" texrepeat="6 6"/>
-    <texture name="wood" type="cube" builtin="flat" width="16" height="16" rgb1="0.66 0.52 0.36" mark="random" markrgb="0.6 0.46 0.3" random="0.3"/>
+    <texture name="wood" type="cube" builtin="flat" width="16" height="16" rgb1="0.66 0.52 0.36" mark="random"
+             markrgb="0.6 0.46 0.3" random="0.3"/>
     <material name="table_mat" texture="wood"/>
     {assets}
   </asset>
@@ -197,14 +218,14 @@ def scene_xml(objects: dict[str, PushObjectSpec], config: PushingConfig) -> str:
     <geom name="floor" type="plane" size="3 3 0.1" material="floor_mat" contype="0" conaffinity="0"/>
     <geom name="table" type="box" pos="{cx} {cy} {TABLE_Z - 0.02}" size="{hx} {hy} 0.02" material="table_mat"
           contype="0" conaffinity="0"/>
-    <geom name="table_top" type="plane" pos="{cx} {cy} {TABLE_Z}" size="{hx} {hy} 0.1" rgba="0 0 0 0" group="3"
-          friction="0.2 0.005 0.0001"/>
+    <geom name="table_top" type="plane" pos="{cx} {cy} {TABLE_Z}" size="{hx} {hy} 0.1" rgba="0 0 0 0"
+          group="3" friction="0.2 0.005 0.0001"/>
     <body name="goal" pos="0.5 -0.2 {TABLE_Z}">
-      <geom name="goal_disc" type="cylinder" size="{config.goal_radius} 0.0008" pos="0 0 0.0008" rgba="0.9 0.05 0.05 1"
-            contype="0" conaffinity="0"/>
+      <geom name="goal_disc" type="cylinder" size="{config.goal_radius} 0.0008" pos="0 0 0.0008"
+            rgba="0.9 0.05 0.05 1" contype="0" conaffinity="0"/>
     </body>
     <camera name="scene_camera" pos="{" ".join(f"{v:.4f}" for v in CAMERA_POS)}"
-            xyaxes="{_look_at_xyaxes(CAMERA_POS, CAMERA_TARGET)}" fovy="45"/>
+            xyaxes="{_look_at_xyaxes(CAMERA_POS, CAMERA_TARGET)}" fovy="40"/>
     {arm_mjcf()}
     {bodies}
   </worldbody>
@@ -217,8 +238,9 @@ def build_model(objects: dict[str, PushObjectSpec], config: PushingConfig) -> mu
 
     The shared PR2 arm MJCF is edited through MjSpec rather than forked: the finger slides go (the
     pusher needs no gripper), every arm body gets gravity compensation (so torques only have to move the
-    arm, as with the paper's gravity-free pusher arm), joints get motor-like damping and armature, and a
-    colliding pusher capsule with a tip site is attached under the palm.
+    arm, as with the paper's gravity-free pusher arm), joints get motor-like damping and armature, and the
+    pusher (a visual stick ending in a colliding paddle, whose centre is the ``pusher_tip`` site) is
+    attached under the palm. The other arm links do not collide, as in the placing family.
     """
     spec = mujoco.MjSpec.from_string(scene_xml(objects, config))
     for name in (GRIPPER_JOINT_NAME, "r_gripper_r_finger_joint"):
@@ -232,16 +254,26 @@ def build_model(objects: dict[str, PushObjectSpec], config: PushingConfig) -> mu
         body.gravcomp = 1.0
     palm = spec.body("r_gripper_palm_link")
     palm.add_geom(
-        name="pusher",
+        name="pusher_stick",
         type=mujoco.mjtGeom.mjGEOM_CAPSULE,
-        fromto=[PUSHER_FROM, 0.0, 0.0, PUSHER_TIP, 0.0, 0.0],
-        size=[PUSHER_RADIUS, 0.0, 0.0],
+        fromto=[PUSHER_FROM, 0.0, 0.0, PUSHER_TIP - PADDLE_HALF_HEIGHT, 0.0, 0.0],
+        size=[STICK_RADIUS, 0.0, 0.0],
         rgba=[0.95, 0.95, 0.95, 1.0],
-        friction=[0.5, 0.005, 0.0001],
-        priority=1,  # the tip's friction decides tip-object contacts, not the object's
+        contype=0,
+        conaffinity=0,
         density=800.0,
     )
-    palm.add_site(name="pusher_tip", pos=[PUSHER_TIP, 0.0, 0.0], size=[0.004, 0.0, 0.0], rgba=[1.0, 0.0, 0.0, 0.0])
+    palm.add_geom(
+        name="pusher",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        pos=[PUSHER_TIP, 0.0, 0.0],
+        size=[PADDLE_HALF_HEIGHT, PADDLE_HALF_WIDTH, PADDLE_HALF_THICKNESS],
+        rgba=[0.95, 0.95, 0.95, 1.0],
+        friction=[0.5, 0.005, 0.0001],
+        priority=1,  # the paddle's friction decides paddle-object contacts, not the object's
+        density=800.0,
+    )
+    palm.add_site(name="pusher_tip", pos=[PUSHER_TIP, 0.0, 0.0], size=[0.004, 0.0, 0.0], rgba=[1, 0, 0, 0])
     return spec.compile()
 
 
@@ -278,8 +310,8 @@ def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: 
     both objects' radii and the pusher's clearance circle), so it can distract but never block; the
     expert then succeeds on whatever the objects' shapes, masses and frictions are.
     """
-    standoff = target.radius + PUSHER_RADIUS + PRE_PUSH_STANDOFF
-    corridor = distractor.radius + target.radius + 2 * PUSHER_RADIUS + 0.045
+    standoff = target.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF
+    corridor = distractor.radius + target.radius + 2 * PADDLE_HALF_WIDTH + 0.03
     for _ in range(10_000):
         obj = np.array([rng.uniform(*TARGET_X), rng.uniform(*TARGET_Y)])
         angle = rng.uniform(-math.pi, math.pi)
@@ -306,7 +338,7 @@ def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: 
 
 
 class PushingEnv(Env):
-    """One pushing trial: motor torques in, physics at ``physics_timestep``, the success count kept per step."""
+    """One pushing trial: motor torques in, physics at ``physics_timestep``, on-goal steps counted."""
 
     def __init__(self, family: PushingFamily, task: Task, trial_seed: int, render: bool) -> None:
         self.family = family
@@ -318,7 +350,7 @@ class PushingEnv(Env):
         self.model = build_model(self.object_specs, self.config)
         self.data = mujoco.MjData(self.model)
         m = self.model
-        self._arm_qadr = np.array([m.joint(n).qposadr[0] for n in ARM_JOINT_NAMES])
+        self.arm_qadr = np.array([m.joint(n).qposadr[0] for n in ARM_JOINT_NAMES])
         self.arm_dofs = np.array([m.joint(n).dofadr[0] for n in ARM_JOINT_NAMES])
         self._obj_qadr = {role: m.joint(f"{role}_free").qposadr[0] for role in ROLES}
         self._obj_dof = {role: m.joint(f"{role}_free").dofadr[0] for role in ROLES}
@@ -341,7 +373,7 @@ class PushingEnv(Env):
         self.model.body_pos[self._goal_body] = [layout.goal[0], layout.goal[1], TABLE_Z]
         self.set_object_pose("target", layout.target, layout.target_yaw)
         self.set_object_pose("distractor", layout.distractor, layout.distractor_yaw)
-        self.data.qpos[self._arm_qadr] = layout.q0
+        self.data.qpos[self.arm_qadr] = layout.q0
         self.on_goal_steps = 0
         self._t = 0.0
         self.episode_id += 1
@@ -352,8 +384,8 @@ class PushingEnv(Env):
         """Put an object at rest on the table with its centre of mass above ``xy`` (also for tests)."""
         com_offset = self._com_offset(role)
         c, s = math.cos(yaw), math.sin(yaw)
-        origin_xy = np.asarray(xy, dtype=np.float64) - np.array([c * com_offset[0] - s * com_offset[1],
-                                                                  s * com_offset[0] + c * com_offset[1]])
+        rotated = np.array([c * com_offset[0] - s * com_offset[1], s * com_offset[0] + c * com_offset[1]])
+        origin_xy = np.asarray(xy, dtype=np.float64) - rotated
         adr, dof = self._obj_qadr[role], self._obj_dof[role]
         self.data.qpos[adr : adr + 3] = [origin_xy[0], origin_xy[1], TABLE_Z]
         self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
@@ -413,7 +445,7 @@ class PushingEnv(Env):
     def robot_state(self) -> np.ndarray:
         """Joint angles (7), joint velocities (7), pusher tip position (3), as the paper's pusher state."""
         return np.concatenate(
-            [self.data.qpos[self._arm_qadr], self.data.qvel[self.arm_dofs], self.data.site_xpos[self.tip_site]]
+            [self.data.qpos[self.arm_qadr], self.data.qvel[self.arm_dofs], self.data.site_xpos[self.tip_site]]
         ).astype(np.float32)
 
     def render_camera(self) -> np.ndarray:
@@ -431,7 +463,7 @@ class PushingEnv(Env):
         return ARM_JOINT_NAMES
 
     def joint_positions(self) -> np.ndarray:
-        return self.data.qpos[self._arm_qadr].copy()
+        return self.data.qpos[self.arm_qadr].copy()
 
     def joint_velocities(self) -> np.ndarray:
         return self.data.qvel[self.arm_dofs].copy()
@@ -448,23 +480,37 @@ class PushingEnv(Env):
 # --------------------------------------------------------------------------------------------- expert
 
 
+def paddle_rotation(yaw: float) -> np.ndarray:
+    """Tool pointing down, turned about the vertical so the paddle's face normal is (cos yaw, sin yaw, 0)."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ TOOL_DOWN
+
+
 class PushingExpert:
     """Scripted pusher with privileged state, standing in for the paper's per-task TRPO experts.
 
     Phases: *approach* the pre-push point (behind the target on the goal->target line) at a safe height
     over the objects, *descend* to pushing height, *push* along the line with a speed that tapers off
-    near the goal while steering the tip back onto the line as the object drifts, *circle* around the
-    object at table height when the tip has fallen too far off the line, and *hold* once the target's
-    centre is near the goal. Each phase yields a desired tip velocity; resolved-acceleration
-    (operational-space) control through the arm's mass matrix turns it into joint torques, keeping the
-    tool pointing down and the redundant elbow near the start posture. Noise changes per-demo speeds,
-    heights and stand-offs and adds Gaussian torque noise, so demos differ the way TRPO rollouts do.
+    near the goal while steering the paddle back onto the line as the object drifts, *circle* around
+    the object at table height when the paddle has fallen too far off the line, and *hold* once the
+    target's centre is near the goal. The paddle's face is kept square to the push direction.
+
+    Each phase yields a desired tip velocity and paddle yaw; resolved-acceleration (operational-space)
+    control through the arm's mass matrix turns them into joint torques, with the redundant elbow held
+    near the start posture in the null space and, while the paddle touches the target, a feed-forward
+    force that overcomes the object's friction (at a 20 Hz torque rate the velocity gain must stay below
+    ~1/dt, too soft to supply it by feedback). Noise changes per-demo speeds, heights, stand-offs and aim
+    and adds Gaussian torque noise, so demos differ the way TRPO rollouts do.
     """
 
     KV = 20.0  # 1/s: task-space velocity tracking gain
     KP_TO_VEL = 5.0  # 1/s: position error -> desired velocity
     KR, KW = 150.0, 25.0  # orientation stiffness / damping (1/s^2, 1/s)
+    MAX_ROT_ERROR = 0.4  # rad: larger yaw errors are closed at a bounded rate, not with a torque spike
     KQ, KQD = 20.0, 8.0  # null-space posture gains
+    LAT_GAIN = 8.0  # 1/s: lateral re-alignment onto the goal line while pushing
+    CIRCLE_BELOW = 0.7  # cos of the paddle's angle off the line behind the target that starts a circle
+    ALIGN_BAND = 0.15  # forward speed ramps up as that cosine exceeds CIRCLE_BELOW by this much
     STOP_DIST = 0.012  # target within this of the goal: stop pushing
     RESUME_DIST = 0.03  # ... and push again if it ends up farther than this
 
@@ -472,29 +518,32 @@ class PushingExpert:
         self.env = env
         self.rng = np.random.default_rng([seed, 7331])
         self.noise = noise
+        self.phase = "approach"
         self._planned_for: int | None = None
 
     def _plan(self) -> None:
         """Per-demo parameters, drawn when the first observation of an episode arrives."""
         env, rng, noise = self.env, self.rng, self.noise
         specs = env.object_specs
+        target = specs["target"]
         self.phase = "approach"
         self.push_speed = 0.14 * (1.0 + noise * rng.uniform(-0.15, 0.15))
         self.travel_speed = 0.35 * (1.0 + noise * rng.uniform(-0.15, 0.1))
         top = TABLE_Z + max(s.height for s in specs.values())
-        self.safe_z = max(top + PUSHER_RADIUS + 0.04, PUSH_Z + 0.06) + noise * rng.uniform(0.0, 0.03)
-        self.standoff = specs["target"].radius + PUSHER_RADIUS + PRE_PUSH_STANDOFF + noise * rng.uniform(-0.01, 0.01)
-        self.circle_radius = specs["target"].radius + PUSHER_RADIUS + 0.02
-        self.lateral_aim = noise * rng.normal(0.0, 0.003)
-        self.push_dir = np.array([1.0, 0.0])
-        target = specs["target"]
+        self.safe_z = max(top + PADDLE_HALF_HEIGHT + 0.03, PUSH_Z + 0.06) + noise * rng.uniform(0.0, 0.03)
+        self.standoff = target.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF
+        self.standoff += noise * rng.uniform(-0.01, 0.01)
+        self.circle_radius = target.radius + PADDLE_HALF_THICKNESS + 0.02
+        self.lateral_aim = noise * rng.uniform(-0.005, 0.005)
         self.push_force = 1.3 * target.friction * target.mass * 9.81
+        self.push_dir = np.array([1.0, 0.0])
+        self.face = self.push_dir  # desired paddle face normal
         self._planned_for = env.episode_id
 
     # -- desired tip velocity ------------------------------------------------------------------
     def _toward(self, target: np.ndarray, pos: np.ndarray, speed: float) -> np.ndarray:
         v = self.KP_TO_VEL * (target - pos)
-        n = np.linalg.norm(v)
+        n = float(np.linalg.norm(v))
         return v * (speed / n) if n > speed else v
 
     def _desired_velocity(self) -> np.ndarray:
@@ -504,14 +553,13 @@ class PushingExpert:
         goal = env.goal_position()[:2]
         to_goal = goal - obj
         dist = float(np.linalg.norm(to_goal))
-        if dist > self.RESUME_DIST or self.phase not in ("hold", "push"):
-            if dist > 1e-6:
-                self.push_dir = to_goal / dist
+        if (dist > self.RESUME_DIST or self.phase not in ("hold", "push")) and dist > 1e-6:
+            self.push_dir = to_goal / dist  # frozen close to the goal, where it would swing wildly
         d = self.push_dir
+        self.face = d
         normal = np.array([-d[1], d[0]])
         rel = tip[:2] - obj
-        along = float(rel @ d)
-        behind = -along / max(float(np.linalg.norm(rel)), 1e-6)  # cos of the tip's angle off the line
+        behind = -float(rel @ d) / max(float(np.linalg.norm(rel)), 1e-6)  # cos of the tip's angle off line
         pre = obj - self.standoff * d + self.lateral_aim * normal
 
         if self.phase == "approach":
@@ -538,22 +586,36 @@ class PushingExpert:
         if dist < self.STOP_DIST:
             self.phase = "hold"
             return self._desired_velocity()
-        if behind < 0.8:
+        if behind < self.CIRCLE_BELOW:
             self.phase = "circle"
             return self._circle(tip, obj, d, rel)
         lateral = float(rel @ normal) - self.lateral_aim
         taper = float(np.clip((dist - self.STOP_DIST) / 0.04, 0.25, 1.0))
-        v_xy = self.push_speed * taper * d - 6.0 * lateral * normal
+        taper *= float(np.clip((behind - self.CIRCLE_BELOW) / self.ALIGN_BAND, 0.0, 1.0))
+        v_xy = self.push_speed * taper * d - self.LAT_GAIN * lateral * normal
         return np.array([*v_xy, self.KP_TO_VEL * (PUSH_Z - tip[2])])
 
     def _circle(self, tip: np.ndarray, obj: np.ndarray, d: np.ndarray, rel: np.ndarray) -> np.ndarray:
-        """Go around the target at table height, on a circle clear of it, to the point behind it."""
+        """Go around the target at table height, facing it on a circle clear of it, to the point behind it."""
         r = max(float(np.linalg.norm(rel)), 1e-6)
         radial = rel / r
+        self.face = -radial
         tangent = np.array([-radial[1], radial[0]])  # counter-clockwise
-        ang = math.atan2(float(np.cross(-d, radial)), float(-d @ radial))  # tip angle from the behind point
+        # Signed angle of the tip from the point behind the target (2-D cross and dot product with -d).
+        ang = math.atan2(d[1] * radial[0] - d[0] * radial[1], -float(d @ radial))
         v = 4.0 * (self.circle_radius - r) * radial - np.sign(ang) * min(0.25, 0.6 * abs(ang)) * tangent
         return np.array([*v, self.KP_TO_VEL * (PUSH_Z - tip[2])])
+
+    def _rotation_error(self) -> np.ndarray:
+        """Rotation (world frame) to the paddle pose facing ``self.face``; the face is symmetric, so the
+        nearer of the two yaws that square it is taken."""
+        xmat = self.env.data.site_xmat[self.env.tip_site].reshape(3, 3)
+        current = math.atan2(xmat[1, 2], xmat[0, 2])  # the face normal is the site's z axis
+        wanted = math.atan2(self.face[1], self.face[0])
+        delta = (wanted - current + math.pi / 2) % math.pi - math.pi / 2
+        err = orientation_error(xmat, paddle_rotation(current + delta))
+        n = float(np.linalg.norm(err))
+        return err * (self.MAX_ROT_ERROR / n) if n > self.MAX_ROT_ERROR else err
 
     # -- torques ----------------------------------------------------------------------------------
     def __call__(self, obs: Observation) -> np.ndarray:
@@ -566,24 +628,18 @@ class PushingExpert:
         jac = site_jacobian(m, d, env.tip_site, dofs)
         qd = d.qvel[dofs]
         twist = jac @ qd
-        acc = np.concatenate([
-            self.KV * (v_des - twist[:3]),
-            self.KR * orientation_error(d.site_xmat[env.tip_site], TOOL_DOWN) - self.KW * twist[3:],
-        ])
+        acc = np.concatenate(
+            [self.KV * (v_des - twist[:3]), self.KR * self._rotation_error() - self.KW * twist[3:]]
+        )
         qdd = dls_solve(jac, acc, damping=0.05)
-        j_pinv = dls_solve(jac, np.eye(6), damping=0.05)
-        null = np.eye(7) - j_pinv @ jac
-        q = d.qpos[env._arm_qadr]
-        qdd += null @ (self.KQ * (HOME_QPOS - q) - self.KQD * qd)
+        null = np.eye(7) - dls_solve(jac, np.eye(6), damping=0.05) @ jac
+        qdd += null @ (self.KQ * (HOME_QPOS - d.qpos[env.arm_qadr]) - self.KQD * qd)
         full_m = np.zeros((m.nv, m.nv))
         mujoco.mj_fullM(m, d, full_m)
         tau = full_m[np.ix_(dofs, dofs)] @ qdd + d.qfrc_bias[dofs] - d.qfrc_passive[dofs]
         if self.phase == "push" and env.pusher_touches("target"):
-            # Feed-forward: the force that slides the object (privileged mass and friction). Stiff feedback
-            # alone cannot supply it: at a 20 Hz torque rate the velocity gain must stay below ~1/dt.
             tau += jac[:3].T @ np.array([*(self.push_force * self.push_dir), 0.0])
-        action = tau / GEAR
-        action += self.noise * self.rng.normal(0.0, self.env.config.expert_action_noise, size=7)
+        action = tau / GEAR + self.noise * self.rng.normal(0.0, env.config.expert_action_noise, size=7)
         peak = float(np.max(np.abs(action)))
         if peak > 1.0:  # keep the direction of the torque vector when a motor saturates
             action /= peak
@@ -623,24 +679,33 @@ class PushingFamily(TaskFamily):
 
     @lru_cache(maxsize=3)  # noqa: B019 - one family object lives for the whole process
     def tasks(self, split: str) -> list[Task]:
-        """Every object of the split is the target equally often; distractors are drawn by a fixed seed."""
+        """Every object of the split is the target equally often, each time with a different distractor
+        (in a seeded order), so no (target, distractor) pair repeats until all are used."""
         check_split(split)
         index = SPLITS.index(split)
         rng = np.random.default_rng([self.config.task_seed, index])
         objects = self.objects(split)
         targets = [objects[i] for i in rng.permutation(len(objects))]
+        distractors = {}
+        for t in targets:
+            others = [o for o in objects if o != t]
+            distractors[t] = [others[i] for i in rng.permutation(len(others))]
         out = []
         for i in range(self.config.tasks_per_split[index]):
             target = targets[i % len(targets)]
-            others = [o for o in objects if o != target]
-            distractor = others[int(rng.integers(len(others)))]
+            distractor = distractors[target][(i // len(targets)) % len(distractors[target])]
             out.append(self._task(split, i, target=target, distractor=distractor))
         return out
 
     def _task(self, split: str, index: int | str, **roles: str) -> Task:
-        return Task(family=self.name, task_id=f"{self.name}/{split}/{index}", split=split, objects=dict(roles))
+        task_id = f"{self.name}/{split}/{index}"
+        return Task(family=self.name, task_id=task_id, split=split, objects=dict(roles))
 
     def make_task(self, split: str, **roles: str) -> Task:
+        self._check_roles(split, roles)
+        return self._task(split, f"{roles['target']}-{roles['distractor']}", **roles)
+
+    def _check_roles(self, split: str, roles: dict[str, str]) -> None:
         check_split(split)
         if set(roles) != set(ROLES):
             raise TaskError(f"pushing task needs roles {sorted(ROLES)}, got {sorted(roles)}")
@@ -651,12 +716,14 @@ class PushingFamily(TaskFamily):
                 raise TaskError(f"object {oid!r} for role {role!r} is not in the {split} split ({hint})")
         if roles["target"] == roles["distractor"]:
             raise TaskError("target and distractor must be different objects")
-        return self._task(split, f"{roles['target']}-{roles['distractor']}", **roles)
 
     def make_env(self, task: Task, trial_seed: int, render: bool = True) -> PushingEnv:
         if task.family != self.name:
             raise TaskError(f"task {task.task_id!r} belongs to family {task.family!r}, not {self.name!r}")
-        return PushingEnv(self, task, trial_seed, render)
+        self._check_roles(task.split, dict(task.objects))  # a hand-made Task must respect the split too
+        if not isinstance(trial_seed, int | np.integer) or trial_seed < 0:
+            raise TaskError(f"trial_seed must be a non-negative integer, got {trial_seed!r}")
+        return PushingEnv(self, task, int(trial_seed), render)
 
     def make_expert(self, env: Env, seed: int, noise: float = 1.0) -> Expert:
         if not isinstance(env, PushingEnv):

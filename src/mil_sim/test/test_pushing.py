@@ -1,0 +1,298 @@
+"""Pushing family (seed paper 6.2, A.2) in real MuJoCo: expert vs. random success, the 10-step success
+criterion, rendering, held-out object splits, input validation and determinism."""
+
+from __future__ import annotations
+
+import time
+
+import mujoco
+import numpy as np
+import pytest
+from mil_sim.core import Task, TaskError
+from mil_sim.families import get_family
+from mil_sim.families.pushing import (
+    PUSH_DISTANCE,
+    ROLES,
+    TABLE_CENTRE,
+    TABLE_HALF,
+    PushingConfig,
+    PushingEnv,
+    PushingFamily,
+)
+from mil_sim.pr2_arm import ARM_JOINT_NAMES
+from mil_sim.rollout import run_episode
+
+# One trial per held-out test task (11 objects x 6 distractors). The expert has succeeded on 462 of 462
+# such trials during development, so a 95% bar on 66 trials leaves room for platform float differences.
+N_TRIALS = 66
+ZERO = np.zeros(7, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def family() -> PushingFamily:
+    return PushingFamily()
+
+
+def _success_rate(family: PushingFamily, policy_for, n: int, seed0: int) -> float:
+    """Success over ``n`` test-split trials (task i, trial seed seed0 + i), without rendering."""
+    tasks = family.tasks("test")
+    wins = 0
+    for i in range(n):
+        env = family.make_env(tasks[i % len(tasks)], seed0 + i, render=False)
+        wins += run_episode(family, env, policy_for(env, i), record_images=False).success
+    return wins / n
+
+
+def test_expert_succeeds_on_held_out_trials_and_random_policy_rarely(family: PushingFamily) -> None:
+    expert = _success_rate(family, lambda env, i: family.make_expert(env, seed=i, noise=1.0), N_TRIALS, 10_000)
+
+    def random_policy(env: PushingEnv, i: int):
+        rng = np.random.default_rng(i)
+        return lambda obs: family.random_action(rng)
+
+    random = _success_rate(family, random_policy, N_TRIALS, 20_000)
+    print(f"pushing success over {N_TRIALS} held-out trials: expert {expert:.3f}, random {random:.3f}")
+    assert expert >= 0.95
+    assert random <= 0.1
+
+
+def test_expert_noise_zero_is_deterministic_and_noise_varies_demos(family: PushingFamily) -> None:
+    task = family.tasks("train")[0]
+
+    def rollout(seed: int, noise: float) -> tuple[np.ndarray, bool]:
+        env = family.make_env(task, 3, render=False)
+        expert = family.make_expert(env, seed, noise)  # built before the reset run_episode does
+        episode = run_episode(family, env, expert, record_images=False)
+        return episode.actions, episode.success
+
+    quiet_a, ok_a = rollout(0, 0.0)
+    quiet_b, ok_b = rollout(1, 0.0)
+    np.testing.assert_array_equal(quiet_a, quiet_b)
+    noisy_a, ok_c = rollout(0, 1.0)
+    noisy_b, ok_d = rollout(1, 1.0)
+    assert not np.allclose(noisy_a, noisy_b)
+    assert ok_a and ok_b and ok_c and ok_d
+    assert np.all(np.abs(noisy_a) <= 1.0)
+
+
+def test_success_needs_ten_steps_on_the_goal_counted_over_the_episode(family: PushingFamily) -> None:
+    env = family.make_env(family.tasks("test")[4], 7, render=False)
+    env.reset()
+    goal = env.goal_position()[:2]
+    radius = family.config.goal_radius
+    assert radius == 0.06 and family.config.success_steps == 10
+    assert not env.success() and env.on_goal_steps == 0
+
+    env.set_object_pose("distractor", goal)  # the wrong object on the goal never counts
+    for _ in range(12):
+        env.step(ZERO)
+    assert env.on_goal_steps == 0 and not env.success()
+    env.reset()
+
+    env.set_object_pose("target", goal + [0.03, 0.0])
+    for _ in range(9):
+        env.step(ZERO)
+    assert env.on_goal_steps == 9 and not env.success()  # 9 steps: a miss
+    env.set_object_pose("target", goal + [radius + 0.01, 0.0])  # just off the circle
+    for _ in range(5):
+        env.step(ZERO)
+    assert env.on_goal_steps == 9 and not env.success()
+    env.set_object_pose("target", goal + [0.0, -(radius - 0.01)])  # just on it again
+    env.step(ZERO)
+    assert env.on_goal_steps == 10 and env.success()  # 10 steps, not necessarily in a row, as the paper
+    env.end_episode()  # nothing happens after the last step
+    assert env.success()
+    env.reset()
+    assert not env.success()  # a new episode starts counting afresh
+
+    idle = run_episode(family, env, lambda obs: ZERO, record_images=False)  # doing nothing: a miss
+    assert not idle.success and env.on_goal_steps == 0
+
+
+def _visible_pixels(env: PushingEnv) -> dict[str, int]:
+    """Pixels of each object and of the goal in a segmentation render of the scene camera."""
+    renderer = mujoco.Renderer(env.model, env.config.image_height, env.config.image_width)
+    try:
+        renderer.enable_segmentation_rendering()
+        renderer.update_scene(env.data, camera="scene_camera")
+        seg = renderer.render()
+    finally:
+        renderer.close()
+    is_geom = seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)
+    body = env.model.geom_bodyid[np.clip(seg[..., 0], 0, None)]
+    return {name: int(np.sum(is_geom & (body == env.model.body(name).id))) for name in (*ROLES, "goal")}
+
+
+def test_rendered_images_show_the_scene(family: PushingFamily) -> None:
+    assert family.image_size == family.camera_size == (125, 125)
+    task = family.tasks("test")[0]
+    for seed in range(3):
+        env = family.make_env(task, seed, render=True)
+        try:
+            obs = env.reset()
+            assert obs.image.shape == (125, 125, 3) and obs.image.dtype == np.uint8
+            assert obs.image.std() > 10  # not blank
+            assert family.preprocess(obs.image) is obs.image
+            np.testing.assert_array_equal(env.render_camera(), obs.image)
+            seen = _visible_pixels(env)
+            assert min(seen.values()) >= 20, seen  # target, distractor and goal all in view, unoccluded
+            red = (obs.image[..., 0] > 170) & (obs.image[..., 1] < 60) & (obs.image[..., 2] < 60)
+            assert red.sum() >= 0.5 * seen["goal"]  # the goal is drawn red
+            if seed == 0:
+                episode = run_episode(family, env, family.make_expert(env, 0), steps=6)
+                assert episode.images.shape == (6, 125, 125, 3)
+                assert not np.array_equal(episode.images[0], episode.images[-1])  # the arm moved
+        finally:
+            env.close()
+    with pytest.raises(ValueError, match=r"\(125, 125, 3\)"):
+        family.preprocess(np.zeros((90, 100, 3), np.uint8))
+    blind = family.make_env(task, 7, render=False).reset()
+    assert blind.image.shape == (0, 0, 3)
+
+
+def test_image_size_is_configurable() -> None:
+    family = get_family("pushing", image_width=96, image_height=64)
+    env = family.make_env(family.tasks("val")[0], 1)
+    try:
+        assert env.reset().image.shape == (64, 96, 3)
+        assert family.image_size == family.camera_size == (96, 64)
+        with pytest.raises(ValueError, match=r"\(64, 96, 3\)"):
+            family.preprocess(np.zeros((125, 125, 3), np.uint8))
+    finally:
+        env.close()
+
+
+def test_object_splits_are_disjoint_and_tasks_fixed(family: PushingFamily) -> None:
+    train, val, test = (set(family.objects(s)) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (105, 12, 11)  # the paper's 105 + 11, plus a val split
+    assert not (train & val or train & test or val & test)
+    assert all(o.startswith("push_obj_") for o in train | val | test)
+    specs = family.catalogue.objects
+    assert len({specs[o].kind for o in train}) == 10  # shapes, sizes, looks and physics all vary
+    assert len({specs[o].rgba for o in train}) == 105
+    assert np.ptp([specs[o].friction for o in train]) > 0.4 and np.ptp([specs[o].mass for o in train]) > 0.3
+    assert [len(family.tasks(s)) for s in ("train", "val", "test")] == [420, 36, 66]
+    for split, pool in (("train", train), ("val", val), ("test", test)):
+        tasks = family.tasks(split)
+        assert len({tuple(t.objects.values()) for t in tasks}) == len(tasks)  # no repeated pair
+        assert all(set(t.objects.values()) <= pool and t.split == split for t in tasks)
+        assert {t.objects["target"] for t in tasks} == pool  # every object is a target
+    assert PushingFamily().tasks("test") == family.tasks("test")
+    listed = family.tasks("test")[3]
+    assert family.make_task("test", **listed.objects).objects == listed.objects
+    assert family.task(listed.task_id) == listed
+    assert Task.from_json(listed.to_json()) == listed
+    assert isinstance(get_family("pushing"), PushingFamily)
+
+
+def test_bad_input_raises_task_error(family: PushingFamily) -> None:
+    test_ids, train_ids = family.objects("test"), family.objects("train")
+    ok = {"target": test_ids[0], "distractor": test_ids[1]}
+    with pytest.raises(TaskError, match="'push_obj_999'.*no such object"):
+        family.make_task("test", **{**ok, "target": "push_obj_999"})
+    with pytest.raises(TaskError, match=f"'{train_ids[0]}'.*not in the test split.*belongs to the train split"):
+        family.make_task("test", **{**ok, "distractor": train_ids[0]})
+    with pytest.raises(TaskError, match="not in the train split.*belongs to the test split"):
+        family.make_task("train", target=test_ids[0], distractor=train_ids[0])
+    with pytest.raises(TaskError, match="must be different"):
+        family.make_task("test", target=test_ids[0], distractor=test_ids[0])
+    with pytest.raises(TaskError, match="needs roles"):
+        family.make_task("test", target=test_ids[0])
+    with pytest.raises(TaskError, match="unknown split 'holdout'"):
+        family.make_task("holdout", **ok)
+    with pytest.raises(TaskError, match="unknown split"):
+        family.tasks("training")
+    for steps in (0, -5):
+        with pytest.raises(TaskError, match=rf"episode_steps must be positive, got {steps}"):
+            PushingConfig(episode_steps=steps)
+    with pytest.raises(TaskError, match="episode_steps must be positive"):
+        get_family("pushing", episode_steps=0)
+    with pytest.raises(TaskError, match="image_width must be positive"):
+        PushingConfig(image_width=0)
+    with pytest.raises(TaskError, match="horizon must be positive"):
+        PushingConfig(horizon=-1)
+    with pytest.raises(TaskError, match="fewer than horizon"):
+        PushingConfig(episode_steps=50)
+    with pytest.raises(TaskError, match="success_steps 10 exceeds"):
+        PushingConfig(episode_steps=8, horizon=8)
+    with pytest.raises(TaskError, match="whole multiple"):
+        PushingConfig(physics_timestep=0.003)
+    with pytest.raises(TaskError, match="trial_seed"):
+        family.make_env(family.tasks("test")[0], -1)
+    forged = Task("pushing", "pushing/test/x", "test", {**ok, "target": train_ids[0]})
+    with pytest.raises(TaskError, match="belongs to the train split"):
+        family.make_env(forged, 0)
+    with pytest.raises(TaskError, match="belongs to family 'placing'"):
+        family.make_env(Task("placing", "placing/test/0", "test", ok), 0)
+    env = family.make_env(family.tasks("test")[0], 0, render=False)
+    env.reset()
+    with pytest.raises(ValueError, match="7 finite joint torques"):
+        env.step(np.zeros(6))
+    with pytest.raises(ValueError, match="7 finite joint torques"):
+        env.step(np.full(7, np.nan))
+
+
+def test_trial_seed_decides_layout(family: PushingFamily) -> None:
+    tasks = family.tasks("test")
+    a, b = (family.make_env(tasks[0], 5, render=False) for _ in range(2))
+    obs_a, obs_b = a.reset(), b.reset()
+    np.testing.assert_array_equal(obs_a.state, obs_b.state)
+    for role in ROLES:
+        np.testing.assert_array_equal(a.object_position(role), b.object_position(role))
+    np.testing.assert_array_equal(a.goal_position(), b.goal_position())
+    for _ in range(3):
+        a.step(np.ones(7, dtype=np.float32))
+    np.testing.assert_array_equal(a.reset().state, obs_a.state)  # reset restores the same trial
+    np.testing.assert_array_equal(a.object_position("target"), b.object_position("target"))
+    other = family.make_env(tasks[0], 6, render=False)
+    other.reset()
+    assert not np.allclose(other.goal_position(), a.goal_position())
+    assert not np.allclose(other.object_position("target"), a.object_position("target"))
+    for seed in range(60):
+        env = family.make_env(tasks[seed % len(tasks)], 1000 + seed, render=False)
+        env.reset()
+        target, distractor = (env.object_position(r)[:2] for r in ROLES)
+        goal = env.goal_position()[:2]
+        specs = env.object_specs
+        assert PUSH_DISTANCE[0] - 1e-9 <= np.linalg.norm(goal - target) <= PUSH_DISTANCE[1] + 1e-9
+        assert np.linalg.norm(distractor - target) > specs["target"].radius + specs["distractor"].radius
+        assert np.linalg.norm(distractor - goal) > family.config.goal_radius + specs["distractor"].radius
+        for xy, r in ((target, specs["target"].radius), (distractor, specs["distractor"].radius), (goal, 0.06)):
+            assert np.all(np.abs(xy - TABLE_CENTRE) + r <= TABLE_HALF)  # all on the table
+
+
+def test_robot_interface_dynamics_and_speed(family: PushingFamily) -> None:
+    assert family.action_kind == "joint_effort" and family.action_dim == 7
+    assert family.control_rate_hz == 20 and family.horizon == family.episode_steps == 100
+    assert family.camera_every == 1 and len(family.state_names) == 17
+    env = family.make_env(family.tasks("val")[0], 11, render=False)
+    obs = env.reset()
+    assert obs.state.dtype == np.float32 and obs.state.shape == (17,)
+    assert env.joint_names() == ARM_JOINT_NAMES and not env.gripper_is_open()
+    np.testing.assert_allclose(obs.state[:7], env.joint_positions(), atol=1e-6)
+    np.testing.assert_allclose(env.ee_pose()[:3], obs.state[14:], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(env.ee_pose()[3:]), 1.0)
+    tool_axis = env.data.site_xmat[env.tip_site].reshape(3, 3)[:, 0]
+    assert tool_axis[2] < -0.95  # the pusher starts pointing down
+
+    # Gravity compensation: with zero torque the arm stays where it is.
+    tip = env.tip_position()
+    for _ in range(20):
+        env.step(ZERO)
+    assert np.linalg.norm(env.tip_position() - tip) < 0.01
+    # Torque control: a positive shoulder-pan torque turns the shoulder pan joint positively.
+    q0 = env.joint_positions()
+    for _ in range(3):
+        obs = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0], dtype=np.float32))
+    assert env.joint_positions()[0] > q0[0] + 0.01 and obs.state[7] > 0.1
+
+    start = time.perf_counter()
+    episode = run_episode(family, env, family.make_expert(env, 0), record_images=False)
+    elapsed = time.perf_counter() - start
+    simulated = family.episode_steps / family.control_rate_hz
+    assert elapsed < 0.2 * simulated  # >= 5x faster than real time, expert included (~80x measured)
+    assert episode.states.shape == (100, 17) and episode.actions.shape == (100, 7)
+    assert episode.joint_positions.shape == (100, 7) and episode.images.shape == (0, 125, 125, 3)
+    np.testing.assert_allclose(episode.times[1], 1.0 / family.control_rate_hz)
+    np.testing.assert_allclose(episode.joint_positions, episode.states[:, :7], atol=1e-5)
+    np.testing.assert_allclose(episode.ee_poses[:, :3], episode.states[:, 14:], atol=1e-5)
