@@ -144,8 +144,10 @@ class BridgeNode(Node):
         if out.reason != self._last_reason:
             self._last_reason = out.reason
             self._status_pub.publish(String(data=out.reason))
-            log = self.get_logger().info if out.reason == "ok" else self.get_logger().warning
-            log(f"arm: {out.reason}")
+            if out.reason == "ok":  # rclpy requires one severity per call site
+                self.get_logger().info("arm: moving")
+            else:
+                self.get_logger().warning(f"arm stopped: {out.reason}")
 
     def _publish(self, qdot: np.ndarray) -> None:
         self._vel_pub.publish(Float64MultiArray(data=[float(v) for v in qdot]))
