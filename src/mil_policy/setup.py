@@ -10,7 +10,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={package_name: ['assets/*', 'assets/**/*']},
+    package_data={package_name: ['assets/*/*', 'assets/*/*/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -27,6 +27,8 @@ setup(
         'console_scripts': [
             'train = mil_policy.train:main',
             'evaluate = mil_policy.evaluate:main',
+            'policy_node = mil_policy.policy_node:main',
+            'mil-place = mil_policy.bringup:main',
         ],
     },
 )
