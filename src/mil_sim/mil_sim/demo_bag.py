@@ -408,9 +408,12 @@ def read_episode(path: str | os.PathLike[str]) -> Episode:
     """Rebuild the Episode a bag was written from (same arrays, dtypes, task and flags).
 
     Raises DemoBagError when the path is missing, is not a readable bag, lacks a required topic, or
-    holds inconsistent data (image sizes/encodings, stream lengths, NaN poses, ...).
+    holds inconsistent data (image sizes/encodings, stream lengths, NaN poses, ...). A raw teleop
+    recording (task JSON ``"recording": "raw"``) is time-aligned by :func:`read_raw_episode`.
     """
     path = _check_exists(path)
+    if path.is_dir() and is_raw_recording(path):
+        return read_raw_episode(path)
     with _open_reader(path) as reader:
         topics = {c.topic: c for c in reader.connections}
         if TASK_TOPIC not in topics:
@@ -629,3 +632,420 @@ def _images(
     images = np.stack(frames) if frames else np.zeros(shape, dtype=np.uint8)
     stamps = np.array([_stamp_ns(m.header) for _, m in msgs], dtype=np.int64)
     return images, stamps
+
+
+# -------------------------------------------------------------------------------------- raw recordings
+#
+# The VR-teleop recorder (``mil_demo_recorder``) writes the same topic names and types, but keeps the
+# streams as they arrived: every topic at its own rate, each message logged at its receipt time with
+# the header stamp its sender set, plus ``/camera/image_raw/compressed`` and ``/joy`` where recorded.
+# Its task JSON says ``"recording": "raw"`` and carries a ``complete`` flag that is false from the
+# moment the demo starts until the recorder finalises it, so a recorder killed mid-demo leaves a bag
+# that says so. :func:`read_episode` hands such bags to :func:`read_raw_episode`, which puts the
+# streams onto one time grid, so the dataset builder, evaluation and the policy runner read sim and
+# teleop demos alike.
+#
+# Reading is always a forward scan with the ``mcap`` library's non-seeking StreamReader rather than
+# rosbags' seeking reader: it needs neither the summary nor the footer, which a killed writer never
+# wrote, and it ignores a stale ``metadata.yaml`` (message counts of zero written at demo start). A
+# chunk is used only when it was written out completely (its records parse and its compressed data
+# decompresses to the declared size), so the truncated tail of a killed recording is dropped whole.
+
+RAW_RECORDING_KEY = "recording"
+RAW_RECORDING = "raw"
+COMPRESSED_IMAGE_TOPIC = "/camera/image_raw/compressed"
+JOY_TOPIC = "/joy"
+RAW_MSGTYPES: Mapping[str, str] = {
+    TASK_TOPIC: "std_msgs/msg/String",
+    IMAGE_TOPIC: "sensor_msgs/msg/Image",
+    COMPRESSED_IMAGE_TOPIC: "sensor_msgs/msg/CompressedImage",
+    EE_POSE_TOPIC: "geometry_msgs/msg/PoseStamped",
+    EE_CMD_VEL_TOPIC: "geometry_msgs/msg/TwistStamped",
+    JOINT_STATES_TOPIC: "sensor_msgs/msg/JointState",
+    GRIPPER_OPEN_TOPIC: "std_msgs/msg/Bool",
+    JOY_TOPIC: "sensor_msgs/msg/Joy",
+}
+GRID_CONTROL = "control"  # fixed grid at the task JSON's control_rate_hz
+GRID_COMMAND = "command"  # one step per received command message
+RAW_GRIDS = (GRID_CONTROL, GRID_COMMAND)
+# The bridge stops the arm when commands stop for its watchdog period (0.2 s by default), so a step
+# whose newest command is older than this executed a zero twist, and that is the action recorded.
+DEFAULT_COMMAND_TIMEOUT_S = 0.2
+# A state or camera stream silent for longer than this makes the demo unusable (stale inputs).
+DEFAULT_MAX_GAP_S = 0.5
+# Header stamps are used for timing when they are set and agree with the receipt times to within this;
+# otherwise (zero stamps, a sender on sim time or an unsynchronised clock) the receipt times are used.
+MAX_CLOCK_SKEW_S = 1.0
+
+
+@dataclass
+class RawMessages:
+    """The decoded messages of a raw recording, by layout topic, as (receipt ns, message), file order."""
+
+    meta: dict[str, Any]  # the task JSON (metadata.yaml custom_data, else the /mil/task message)
+    messages: dict[str, list[tuple[int, Any]]]
+    truncated: bool  # the MCAP file ends without a footer (writer killed) or with a damaged record
+
+
+def is_raw_recording(path: str | os.PathLike[str]) -> bool:
+    """True for a bag whose task JSON says ``"recording": "raw"`` (False for anything else, never raises)."""
+    try:
+        return _raw_meta_from_yaml(Path(path)).get(RAW_RECORDING_KEY) == RAW_RECORDING
+    except (DemoBagError, OSError):
+        return False
+
+
+def _raw_meta_from_yaml(path: Path) -> dict[str, Any]:
+    """The task JSON of a bag directory's metadata.yaml, or of a bare .mcap's /mil/task message."""
+    if path.is_dir():
+        custom = _metadata_yaml(path).get("custom_data") or {}
+        text = custom.get(CUSTOM_DATA_KEY)
+        if not isinstance(text, str):
+            raise DemoBagError(f"{path}: no {CUSTOM_DATA_KEY} in metadata.yaml custom_data")
+        return _parse_task_json(path, text)
+    if path.suffix == ".mcap" and path.is_file():
+        for topic, _, msg in _scan_mcap(path, topics={TASK_TOPIC})[0]:
+            if topic == TASK_TOPIC:
+                return _parse_task_json(path, msg.data)
+    raise DemoBagError(f"{path}: no task metadata")
+
+
+def raw_mcap_path(path: str | os.PathLike[str]) -> Path:
+    """The MCAP file of a bag: the one metadata.yaml names, else the only ``*.mcap`` in the directory."""
+    path = _check_exists(path)
+    if path.is_file():
+        return path
+    try:
+        names = _metadata_yaml(path).get("relative_file_paths") or []
+    except DemoBagError:
+        names = []
+    for name in names:
+        candidate = path / Path(str(name)).name
+        if candidate.is_file():
+            return candidate
+    found = sorted(p for p in path.glob("*.mcap") if not p.name.startswith("."))
+    if len(found) != 1:
+        raise DemoBagError(f"{path}: expected one .mcap file in the bag, found {len(found)}")
+    return found[0]
+
+
+def read_raw_messages(path: str | os.PathLike[str], topics: Sequence[str] | None = None) -> RawMessages:
+    """Every message of a raw recording (only ``topics`` if given), readable even without a footer."""
+    path = _check_exists(path)
+    meta = _raw_meta_from_yaml(path)
+    wanted = set(topics) if topics is not None else None
+    records, truncated = _scan_mcap(raw_mcap_path(path), topics=wanted)
+    out: dict[str, list[tuple[int, Any]]] = {}
+    for topic, stamp, msg in records:
+        out.setdefault(topic, []).append((stamp, msg))
+    return RawMessages(meta=meta, messages=out, truncated=truncated)
+
+
+def scan_mcap(path: str | os.PathLike[str]) -> tuple[list[tuple[str, str, int, bytes]], bool]:
+    """(topic, msgtype, log time ns, CDR bytes) of every message in the complete chunks of an MCAP file,
+    and whether the file was cut short (no footer). For copying a recording without decoding it."""
+    return _scan_mcap(_check_exists(path), decode=False)
+
+
+def _scan_mcap(
+    path: Path, topics: set[str] | None = None, *, decode: bool = True
+) -> tuple[list[Any], bool]:
+    """(topic, log time ns, decoded message) of every complete chunk, and whether the file was cut short;
+    with ``decode=False`` (topic, msgtype, log time ns, bytes) instead.
+
+    Stops at the first record that does not parse: everything after a damaged record is unreliable.
+    """
+    from mcap.records import Channel, Chunk, Footer, Message, Schema
+    from mcap.stream_reader import StreamReader
+
+    schemas: dict[int, str] = {}
+    channels: dict[int, tuple[str, str]] = {}
+    out: list[tuple[str, int, Any]] = []
+    footer = False
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise DemoBagError(f"{path}: cannot open ({exc})") from None
+    with fh:
+        records = StreamReader(fh, emit_chunks=True, record_size_limit=1 << 31).records
+        while True:
+            try:
+                record = next(records)
+                inner = _chunk_records(record) if isinstance(record, Chunk) else [record]
+            except StopIteration:
+                break
+            except Exception as exc:  # truncated or damaged record: keep what came before it
+                if not out and not channels:
+                    raise DemoBagError(
+                        f"{path}: not a readable MCAP file ({type(exc).__name__}: {exc})"
+                    ) from None
+                break
+            for rec in inner:
+                if isinstance(rec, Schema):
+                    schemas[rec.id] = rec.name
+                elif isinstance(rec, Channel):
+                    channels[rec.id] = (rec.topic, schemas.get(rec.schema_id, ""))
+                elif isinstance(rec, Message) and rec.channel_id in channels:
+                    topic, msgtype = channels[rec.channel_id]
+                    if topics is not None and topic not in topics:
+                        continue
+                    if decode:
+                        out.append((topic, int(rec.log_time), _deserialize(path, rec.data, msgtype)))
+                    else:
+                        out.append((topic, msgtype, int(rec.log_time), bytes(rec.data)))
+                elif isinstance(rec, Footer):
+                    footer = True
+    return out, not footer
+
+
+def _chunk_records(chunk: Any) -> list[Any]:
+    """The records of a chunk, only if it is whole (size and decompression check out), else raise."""
+    from mcap.stream_reader import breakup_chunk
+
+    if chunk.compression == "" and len(chunk.data) != chunk.uncompressed_size:
+        raise DemoBagError(f"chunk holds {len(chunk.data)} bytes, expected {chunk.uncompressed_size}")
+    return breakup_chunk(chunk)
+
+
+def read_raw_episode(
+    path: str | os.PathLike[str],
+    *,
+    grid: str | None = None,
+    control_rate_hz: float | None = None,
+    allow_incomplete: bool = False,
+    max_gap_s: float | None = None,
+) -> Episode:
+    """A raw (asynchronous) recording as an Episode on one time grid, latest sample before each step.
+
+    ``grid`` ``"control"`` (default, or the task JSON's ``grid``) samples every stream at
+    ``control_rate_hz`` (default: the task JSON's, i.e. the family's control rate, so a teleop demo
+    looks like a sim demo of the same length); ``"command"`` takes one step per received command. The
+    grid spans the time every state and camera stream was alive: from the latest first message to the
+    earliest last one. At each step every stream contributes its newest message at or before the step;
+    the action is the newest command unless it is older than the bridge watchdog (then zero: the arm
+    stood still). Robot states follow the task JSON's ``state_names`` (``q_<joint>``, ``ee_x/y/z``,
+    ``gripper_open``).
+
+    A recording that never finished (recorder killed or interrupted) raises DemoBagError unless
+    ``allow_incomplete``; it then comes back with ``success=False`` and ``metadata["complete"]`` false.
+    """
+    path = _check_exists(path)
+    raw = read_raw_messages(path)
+    meta = raw.meta
+    complete = bool(meta.get("complete", False)) and not raw.truncated
+    if not complete and not allow_incomplete:
+        why = "the MCAP file has no footer" if raw.truncated else f"status {meta.get('status', 'unknown')!r}"
+        raise DemoBagError(
+            f"{path}: incomplete recording ({why}): the recorder stopped before the demo was finished; "
+            "read_raw_episode(..., allow_incomplete=True) reads the part that was written"
+        )
+    if meta["action_kind"] != "ee_twist":
+        raise DemoBagError(f"{path}: raw recordings hold ee_twist actions, not {meta['action_kind']!r}")
+    grid = grid or str(meta.get("grid", GRID_CONTROL))
+    if grid not in RAW_GRIDS:
+        raise DemoBagError(f"unknown grid {grid!r}; expected one of {', '.join(RAW_GRIDS)}")
+    streams = _raw_streams(path, raw.messages)
+    rate = float(control_rate_hz or meta.get("control_rate_hz") or 0.0)
+    grid_ns, rate = _raw_grid(path, streams, grid, rate)
+    gap_s = max_gap_s if max_gap_s is not None else meta.get("max_gap_s", DEFAULT_MAX_GAP_S)
+    gap_ns = round(float(gap_s) * 1e9)
+    state_topics = (EE_POSE_TOPIC, JOINT_STATES_TOPIC)
+    at = {t: _latest_before(path, t, streams[t][0], grid_ns, gap_ns) for t in state_topics}
+    poses = np.array([_pose_row(streams[EE_POSE_TOPIC][1][i]) for i in at[EE_POSE_TOPIC]], dtype=np.float64)
+    if not np.isfinite(poses).all():
+        raise DemoBagError(f"{path}: {EE_POSE_TOPIC} contains NaN or inf")
+    joint_msgs = [streams[JOINT_STATES_TOPIC][1][i] for i in at[JOINT_STATES_TOPIC]]
+    joint_names, qpos, qvel = _raw_joints(path, joint_msgs)
+    initial_open = bool(meta.get("gripper_open_initial", False))
+    gripper = _raw_gripper(streams.get(GRIPPER_OPEN_TOPIC), grid_ns, initial_open)
+    timeout_ns = round(float(meta.get("command_timeout_s", DEFAULT_COMMAND_TIMEOUT_S)) * 1e9)
+    actions = _raw_actions(streams[EE_CMD_VEL_TOPIC], grid_ns, timeout_ns)
+    image_topic = IMAGE_TOPIC if IMAGE_TOPIC in streams else COMPRESSED_IMAGE_TOPIC
+    _latest_before(path, image_topic, streams[image_topic][0], grid_ns, gap_ns)  # gap check only
+    images, image_ns = _raw_images(path, image_topic, streams[image_topic], grid_ns)
+    state_names = meta.get("state_names") or _family_state_names(meta["family"])
+    states = _raw_states(path, state_names, joint_names, qpos, poses, gripper)
+    start = int(grid_ns[0])
+    info = {k: meta[k] for k in ("recording", "status", "source", "operator", "notes", "stats", "start_ns")
+            if k in meta}
+    info.update(complete=complete, truncated=raw.truncated, grid=grid, **dict(meta.get("metadata") or {}))
+    return Episode(
+        task=Task(meta["family"], meta["task_id"], meta["split"], dict(meta["objects"])),
+        trial_seed=int(meta["trial_seed"]),
+        control_rate_hz=rate,
+        action_kind="ee_twist",
+        times=_to_seconds(grid_ns - start, rate),
+        states=states,
+        ee_poses=poses,
+        joint_names=joint_names,
+        joint_positions=qpos,
+        joint_velocities=qvel,
+        gripper_open=gripper,
+        actions=actions,
+        image_times=np.maximum(image_ns - start, 0) / 1e9,
+        images=images,
+        success=bool(meta.get("success", True)) and complete,
+        metadata=info,
+    )
+
+
+def _raw_streams(
+    path: Path, messages: Mapping[str, list[tuple[int, Any]]]
+) -> dict[str, tuple[np.ndarray, list[Any]]]:
+    """Per topic: (times ns, messages) sorted by time; header stamps where usable, else receipt times."""
+    required = (EE_POSE_TOPIC, JOINT_STATES_TOPIC, EE_CMD_VEL_TOPIC)
+    for topic in required:
+        if not messages.get(topic):
+            raise DemoBagError(f"{path}: missing required topic {topic} (no messages recorded)")
+    if not messages.get(IMAGE_TOPIC) and not messages.get(COMPRESSED_IMAGE_TOPIC):
+        raise DemoBagError(f"{path}: missing required topic {IMAGE_TOPIC} (or {COMPRESSED_IMAGE_TOPIC})")
+    out = {}
+    for topic, msgs in messages.items():
+        if not msgs or topic in (TASK_TOPIC, JOY_TOPIC):
+            continue
+        log = np.array([t for t, _ in msgs], dtype=np.int64)
+        times = log
+        if hasattr(msgs[0][1], "header"):
+            stamps = np.array([_stamp_ns(m.header) for _, m in msgs], dtype=np.int64)
+            if (stamps > 0).all() and np.median(np.abs(log - stamps)) < MAX_CLOCK_SKEW_S * 1e9:
+                times = stamps
+        order = np.argsort(times, kind="stable")
+        out[topic] = (times[order], [msgs[i][1] for i in order])
+    return out
+
+
+def _raw_grid(
+    path: Path, streams: Mapping[str, tuple[np.ndarray, list[Any]]], grid: str, rate: float
+) -> tuple[np.ndarray, float]:
+    """Step times (ns) over the span where every state and camera stream has data, and the step rate."""
+    alive = [
+        t for t in (EE_POSE_TOPIC, JOINT_STATES_TOPIC, IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC) if t in streams
+    ]
+    begin = max(int(streams[t][0][0]) for t in alive)
+    end = min(int(streams[t][0][-1]) for t in alive)
+    if end <= begin:
+        raise DemoBagError(f"{path}: the recorded streams do not overlap in time ({', '.join(alive)})")
+    if grid == GRID_COMMAND:
+        cmd = streams[EE_CMD_VEL_TOPIC][0]
+        steps = cmd[(cmd >= begin) & (cmd <= end)]
+        steps = np.unique(steps)
+        if len(steps) < 2:
+            raise DemoBagError(f"{path}: fewer than 2 commands while all streams were alive")
+        return steps, 1e9 / float(np.median(np.diff(steps)))
+    if not rate > 0:
+        raise DemoBagError(f"{path}: no control_rate_hz for the control grid")
+    n = int((end - begin) * rate / 1e9 + 1e-9) + 1
+    return begin + np.rint(np.arange(n) * (1e9 / rate)).astype(np.int64), rate
+
+
+def _latest_before(
+    path: Path, topic: str, times: np.ndarray, grid_ns: np.ndarray, max_gap_ns: int
+) -> np.ndarray:
+    """Index of the newest message at or before each step; DemoBagError where the stream stalled."""
+    idx = np.searchsorted(times, grid_ns, side="right") - 1
+    if (idx < 0).any():
+        raise DemoBagError(f"{path}: {topic} has no message before the first step")
+    age = grid_ns - times[idx]
+    worst = int(np.argmax(age))
+    if age[worst] > max_gap_ns:
+        at = (grid_ns[worst] - grid_ns[0]) / 1e9
+        raise DemoBagError(
+            f"{path}: {topic} was silent for {age[worst] / 1e9:.2f} s at t={at:.2f} s "
+            f"(more than the {max_gap_ns / 1e9:g} s allowed): the stream stalled or was dropped"
+        )
+    return idx
+
+
+def _raw_joints(path: Path, msgs: list[Any]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Joint positions/velocities per step, by the names of the first message (any order after that)."""
+    names = tuple(msgs[0].name)
+    qpos = np.zeros((len(msgs), len(names)))
+    qvel = np.zeros((len(msgs), len(names)))
+    for i, m in enumerate(msgs):
+        index = {n: k for k, n in enumerate(m.name)}
+        if any(n not in index for n in names) or len(m.position) != len(m.name):
+            raise DemoBagError(f"{path}: {JOINT_STATES_TOPIC} messages disagree on joints or sizes")
+        cols = [index[n] for n in names]
+        qpos[i] = np.asarray(m.position, dtype=np.float64)[cols]
+        if len(m.velocity) == len(m.name):
+            qvel[i] = np.asarray(m.velocity, dtype=np.float64)[cols]
+    return names, qpos, qvel
+
+
+def _raw_gripper(
+    stream: tuple[np.ndarray, list[Any]] | None, grid_ns: np.ndarray, initial: bool
+) -> np.ndarray:
+    if stream is None:
+        return np.full(len(grid_ns), initial, dtype=bool)
+    times, msgs = stream
+    idx = np.searchsorted(times, grid_ns, side="right") - 1
+    values = np.array([bool(m.data) for m in msgs], dtype=bool)
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], initial)
+
+
+def _raw_actions(stream: tuple[np.ndarray, list[Any]], grid_ns: np.ndarray, timeout_ns: int) -> np.ndarray:
+    times, msgs = stream
+    twists = [m.twist for m in msgs]
+    rows = np.array(
+        [(t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z) for t in twists],
+        dtype=np.float32,
+    ).reshape(len(msgs), 6)
+    idx = np.searchsorted(times, grid_ns, side="right") - 1
+    live = (idx >= 0) & (grid_ns - times[np.maximum(idx, 0)] <= timeout_ns)
+    return np.where(live[:, None], rows[np.maximum(idx, 0)], np.float32(0.0)).astype(np.float32)
+
+
+def _raw_images(
+    path: Path, topic: str, stream: tuple[np.ndarray, list[Any]], grid_ns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The frames a step can see: the newest one at the first step, then every frame up to the last step."""
+    times, msgs = stream
+    first = max(int(np.searchsorted(times, grid_ns[0], side="right")) - 1, 0)
+    last = int(np.searchsorted(times, grid_ns[-1], side="right"))
+    frames = []
+    for i in range(first, last):
+        try:
+            frame = msg_to_rgb(msgs[i]) if topic == IMAGE_TOPIC else _decode_compressed(msgs[i])
+        except ImageMsgError as exc:
+            raise DemoBagError(f"{path}: image {i} on {topic}: {exc}") from None
+        if frames and frame.shape != frames[0].shape:
+            raise DemoBagError(f"{path}: image {i} is {frame.shape[1]}x{frame.shape[0]}, expected "
+                               f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+        frames.append(frame)
+    return np.stack(frames), times[first:last]
+
+
+def _decode_compressed(msg: Any) -> np.ndarray:
+    """A sensor_msgs/CompressedImage (jpeg/png, as image_transport writes it) -> RGB."""
+    import cv2
+
+    data = msg.data if isinstance(msg.data, np.ndarray) else np.frombuffer(memoryview(msg.data), np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageMsgError(f"cannot decode compressed image (format {msg.format!r})")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _family_state_names(family: str) -> tuple[str, ...]:
+    from mil_sim.families import get_family
+
+    return tuple(get_family(family).state_names)
+
+
+def _raw_states(
+    path: Path, names: Sequence[str], joints: Sequence[str], qpos: np.ndarray, poses: np.ndarray,
+    gripper: np.ndarray,
+) -> np.ndarray:
+    """Robot states from their names: ``q_<joint>`` (joint states), ``ee_x/y/z`` (pose), ``gripper_open``."""
+    cols = []
+    for name in names:
+        if name.startswith("q_") and name[2:] in joints:
+            cols.append(qpos[:, list(joints).index(name[2:])])
+        elif name in ("ee_x", "ee_y", "ee_z"):
+            cols.append(poses[:, "xyz".index(name[-1])])
+        elif name == "gripper_open":
+            cols.append(gripper.astype(np.float64))
+        else:
+            raise DemoBagError(f"{path}: state {name!r} cannot be built from the recorded streams "
+                               f"(joints {list(joints)})")
+    return np.stack(cols, axis=1).astype(np.float32)

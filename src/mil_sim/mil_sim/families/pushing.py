@@ -1,16 +1,17 @@
 """The simulated pushing family of the seed paper (section 6.2, appendix A.2) on a torque-driven PR2 arm.
 
 A 7-DoF arm (the PR2 right arm of :mod:`mil_sim.pr2_arm`, gravity-compensated, one motor per joint)
-holds a short vertical pusher stick over a table. On the table lie a *target* object and a *distractor*
-object from the procedural catalogue of :mod:`mil_sim.pushing_objects`, and a red goal circle (visual
-only). The task is to push the target's centre onto the goal; which object is the target is what a
-demonstration has to convey. A task is the (target, distractor) pair; the trial seed places the objects,
-the goal and the arm's start posture.
+holds a short vertical stick ending in a small flat paddle over a table. On the table lie a *target*
+object and a *distractor* object from the procedural catalogue of :mod:`mil_sim.pushing_objects`, and a
+red goal disc (visual only). The task is to push the target's centre onto the goal; which object is the
+target is what a demonstration has to convey. A task is the (target, distractor) pair; the trial seed
+places the objects (position and yaw), the goal and the arm's start posture.
 
-Success follows the paper's evaluation code: the target's centre of mass lies (in x, y) on the goal circle,
-of radius ``PushingConfig.goal_radius`` = 0.06 m, for at least 10 control steps of the 100-step episode
-(counted, not necessarily consecutive). The original used a squared-distance threshold in the gym
-pusher's units; 6 cm is roughly one object radius here, the same relation as there.
+Success follows the paper's evaluation code (``eval_success`` of the MIL release): the target's centre
+of mass lies, in x and y, on the goal disc for at least 10 control steps of the 100-step episode, counted
+over the whole episode, not necessarily in a row. The release thresholded the squared distance in the
+gym pusher's own scene scale; here the goal disc has radius ``PushingConfig.goal_radius`` = 0.06 m,
+about the size of a catalogue object, so "on the goal" means the centre is visibly on the red disc.
 
 Policy inputs are a 125x125 RGB image from a fixed camera and the state (joint angles, joint velocities,
 pusher tip position); actions are 7 joint torques in [-1, 1], scaled by each motor's gear. The paper's
@@ -96,7 +97,7 @@ class PushingConfig:
     n_objects: int = 128  # 105 train (as the paper) + 12 val + 11 test (as the paper)
     n_val_objects: int = 12
     n_test_objects: int = 11
-    tasks_per_split: tuple[int, int, int] = (420, 36, 66)  # train, val, test
+    tasks_per_split: tuple[int, int, int] = (420, 36, 74)  # train, val, test (74: the paper's test tasks)
     task_seed: int = 11
     expert_action_noise: float = 0.04  # std of the expert's per-step torque noise (action units) at noise=1
 
@@ -679,8 +680,8 @@ class PushingFamily(TaskFamily):
 
     @lru_cache(maxsize=3)  # noqa: B019 - one family object lives for the whole process
     def tasks(self, split: str) -> list[Task]:
-        """Every object of the split is the target equally often, each time with a different distractor
-        (in a seeded order), so no (target, distractor) pair repeats until all are used."""
+        """Objects of the split take turns as the target (in a seeded order), each time with a different
+        distractor: targets are spread evenly and no (target, distractor) pair repeats until all are used."""
         check_split(split)
         index = SPLITS.index(split)
         rng = np.random.default_rng([self.config.task_seed, index])
