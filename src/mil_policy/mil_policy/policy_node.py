@@ -19,7 +19,6 @@ opened), ``fault`` (bad checkpoint, bad demo, stale inputs, invalid action: the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import threading
@@ -28,13 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.logging import get_logger
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
-from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -42,9 +38,9 @@ from std_srvs.srv import Trigger
 from mil_policy.defaults import default_checkpoint, default_demo_bag
 from mil_policy.runner import PolicyRunner
 from mil_sim.image_msgs import msg_to_rgb
+from mil_sim.node_main import run_node
 from mil_sim.node_params import NodeConfigError, declare_parameters
 from mil_sim.pr2_arm import ARM_JOINT_NAMES
-from mil_sim.ros_params import ParamsFileError, load_node_params
 
 NODE_NAME = "mil_policy"
 PARAMETERS = (
@@ -278,34 +274,11 @@ class PolicyNode(Node):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``policy_node --params-file config/policy.yaml`` or ``ros2 run mil_policy policy_node --ros-args ...``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="policy_node", description=__doc__.splitlines()[0])
-    parser.add_argument("--params-file", help="ROS 2 parameters YAML with a 'mil_policy' section")
-    args = parser.parse_args(remove_ros_args(["policy_node", *argv])[1:])
-    try:
-        defaults = load_node_params(args.params_file, NODE_NAME) if args.params_file else None
-    except ParamsFileError as e:
-        print(f"policy_node: {e}", file=sys.stderr)
-        return 2
-    rclpy.init(args=["policy_node", *argv])
-    node: PolicyNode | None = None
-    try:
-        node = PolicyNode(parameter_defaults=defaults)
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except NodeConfigError as e:
-        get_logger(NODE_NAME).fatal(str(e))
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            if rclpy.ok():
-                node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(
+        "policy_node", NODE_NAME, lambda defaults: PolicyNode(parameter_defaults=defaults), argv,
+        description=__doc__.splitlines()[0], make_executor=lambda: MultiThreadedExecutor(num_threads=2),
+        on_shutdown=lambda node: node.stop(),
+    )
 
 
 if __name__ == "__main__":

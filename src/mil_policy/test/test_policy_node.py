@@ -196,10 +196,12 @@ def test_bad_demo_faults_and_the_arm_does_not_move(assets: dict[str, Path], make
     assert sys_.policy.state == "fault"  # the node is still up and reports why
 
 
-def test_unknown_or_pickled_checkpoint_faults(assets: dict[str, Path], make_system: Callable[..., System]) -> None:
-    pt = assets["root"] / "model.pt"
-    torch.save({"w": torch.zeros(1)}, pt)
-    for ckpt, match in ((assets["root"] / "nope", "does not exist"), (pt, "pickled")):
-        sys_ = make_system({"checkpoint": str(ckpt), "demo_bag": str(assets["demo"])}, with_sim=False)
-        sys_.spin_until(lambda s=sys_: s.state() == "fault", 10.0, "a fault")
-        assert match in sys_.states[-1]["detail"]
+@pytest.mark.parametrize(("ckpt", "match"), [("nope", "does not exist"), ("model.pt", "pickled")])
+def test_unknown_or_pickled_checkpoint_faults(assets: dict[str, Path], make_system: Callable[..., System],
+                                             ckpt: str, match: str) -> None:
+    path = assets["root"] / ckpt
+    if ckpt.endswith(".pt"):
+        torch.save({"w": torch.zeros(1)}, path)
+    sys_ = make_system({"checkpoint": str(path), "demo_bag": str(assets["demo"])}, with_sim=False)
+    sys_.spin_until(lambda: sys_.state() == "fault", 10.0, "a fault")
+    assert match in sys_.states[-1]["detail"]

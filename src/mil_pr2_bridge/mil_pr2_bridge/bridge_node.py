@@ -20,27 +20,22 @@ states go stale, or the e-stop is latched, and once more on shutdown.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.node import Node
-from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from mil_pr2_bridge.bridge import Bridge
 from mil_pr2_bridge.safety import SafetyConfig
+from mil_sim.node_main import run_node
 from mil_sim.node_params import NodeConfigError, declare_parameters
 from mil_sim.pr2_arm import ARM_JOINT_NAMES, GRIPPER_MAX_OPENING
-from mil_sim.ros_params import ParamsFileError, load_node_params
 
 NODE_NAME = "mil_pr2_bridge"
 PARAMETERS = (
@@ -159,34 +154,10 @@ class BridgeNode(Node):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``bridge_node --params-file config/bridge.yaml`` (pip mode) or ``ros2 run mil_pr2_bridge bridge_node``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="bridge_node", description=__doc__.splitlines()[0])
-    parser.add_argument("--params-file", help="ROS 2 parameters YAML with a 'mil_pr2_bridge' section")
-    args = parser.parse_args(remove_ros_args(["bridge_node", *argv])[1:])
-    try:
-        defaults = load_node_params(args.params_file, NODE_NAME) if args.params_file else None
-    except ParamsFileError as e:
-        print(f"bridge_node: {e}", file=sys.stderr)
-        return 2
-    rclpy.init(args=["bridge_node", *argv])
-    node: BridgeNode | None = None
-    try:
-        node = BridgeNode(parameter_defaults=defaults)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (NodeConfigError, ValueError) as e:
-        get_logger(NODE_NAME).fatal(str(e))
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            if rclpy.ok():
-                node.stop_arm()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(
+        "bridge_node", NODE_NAME, lambda defaults: BridgeNode(parameter_defaults=defaults), argv,
+        description=__doc__.splitlines()[0], on_shutdown=lambda node: node.stop_arm(),
+    )
 
 
 if __name__ == "__main__":

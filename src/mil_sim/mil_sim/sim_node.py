@@ -34,7 +34,6 @@ timeouts and trajectory times are measured in the same time base the stamps use.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -44,16 +43,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import PoseStamped
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
-from rclpy.utilities import remove_ros_args
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -65,9 +60,9 @@ from mil_sim.families import get_family
 from mil_sim.families.placing import PlacingEnv, PlacingFamily
 from mil_sim.image_msgs import fill_msg
 from mil_sim.kinematics import scale_to_limits
+from mil_sim.node_main import run_node
 from mil_sim.node_params import NodeConfigError, declare_parameters
 from mil_sim.pr2_arm import ARM_JOINT_NAMES, ARM_VELOCITY_LIMITS, GRIPPER_MAX_OPENING, arm_joint_limits
-from mil_sim.ros_params import ParamsFileError, load_node_params
 
 NODE_NAME = "mil_sim"
 SUPPORTED_FAMILIES = ("placing",)
@@ -568,42 +563,10 @@ class SimNode(Node):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sim_node``: ``--params-file FILE`` (pip mode) or ``--ros-args ...`` (ROS)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    user_args = remove_ros_args(["sim_node", *argv])[1:]
-    parser = argparse.ArgumentParser(
-        prog="sim_node",
+    return run_node(
+        "sim_node", NODE_NAME, lambda defaults: SimNode(parameter_defaults=defaults), argv,
         description="MuJoCo placing sim exposed like a PR2 (topics, controllers, services).",
-        epilog="Under ROS use `ros2 run mil_sim sim_node --ros-args --params-file config/sim.yaml`.",
     )
-    parser.add_argument(
-        "--params-file",
-        help="ROS 2 parameters YAML; its 'mil_sim' (and '/**') section replaces the built-in defaults",
-    )
-    args = parser.parse_args(user_args)
-    defaults = None
-    if args.params_file:
-        try:
-            defaults = load_node_params(args.params_file, NODE_NAME)
-        except ParamsFileError as e:
-            print(f"sim_node: {e}", file=sys.stderr)
-            return 2
-    rclpy.init(args=["sim_node", *argv])
-    node: SimNode | None = None
-    try:
-        node = SimNode(parameter_defaults=defaults)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (SimConfigError, TaskError) as e:
-        get_logger(NODE_NAME).fatal(str(e))
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
 
 if __name__ == "__main__":
