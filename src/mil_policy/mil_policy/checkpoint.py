@@ -22,6 +22,8 @@ from mil_policy.config import ConfigError, MilConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+TRAINER_TENSORS = "trainer_state.safetensors"
+TRAINER_META = "trainer_state.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
 
 
@@ -30,8 +32,14 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], config: MilConfig,
-                    extra: dict[str, object] | None = None) -> Path:
-    """Write atomically (temp dir + rename) so an interrupted save never leaves a half checkpoint."""
+                    extra: dict[str, object] | None = None,
+                    trainer_state: tuple[dict[str, torch.Tensor], dict[str, object]] | None = None) -> Path:
+    """Write atomically (temp dir + rename) so an interrupted save never leaves a half checkpoint.
+
+    ``trainer_state`` (tensors, JSON counters) is what resuming needs beyond the weights (optimiser
+    moments, iteration, RNG states); it goes into the same directory, so weights and optimiser state
+    are always of the same iteration.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -39,6 +47,11 @@ def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], config: Mi
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / WEIGHTS))
         meta = {"config": config.to_dict(), **(extra or {})}
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if trainer_state is not None:
+            tensors, counters = trainer_state
+            flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            save_file(flat, str(tmp / TRAINER_TENSORS))
+            (tmp / TRAINER_META).write_text(json.dumps(counters, indent=2, sort_keys=True))
         if path.exists():
             old = path.with_name(path.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
@@ -93,3 +106,15 @@ def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: s
             f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}"
         )
     module.load_state_dict(state)
+
+
+def read_trainer_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """The (tensors, counters) a checkpoint was saved with for resuming; CheckpointError if absent."""
+    path = Path(path)
+    tensors_file, meta_file = path / TRAINER_TENSORS, path / TRAINER_META
+    if not tensors_file.is_file() or not meta_file.is_file():
+        raise CheckpointError(f"checkpoint {path} has no trainer state ({TRAINER_TENSORS}, {TRAINER_META})")
+    try:
+        return load_file(str(tensors_file)), json.loads(meta_file.read_text())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable trainer state ({exc})") from exc

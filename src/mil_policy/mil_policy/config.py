@@ -18,6 +18,9 @@ import yaml
 
 InnerLoss = Literal["bc", "learned_bc", "learned_no_actions"]
 DemoInputs = Literal["full", "no_actions", "video_only"]
+DEMO_INPUTS: tuple[str, ...] = ("full", "no_actions", "video_only")
+# Methods that feed the demo into the network instead of adapting on it (mil_policy.baselines).
+BASELINE_METHODS: tuple[str, ...] = ("contextual", "lstm")
 
 
 class ConfigError(ValueError):
@@ -51,12 +54,15 @@ class NetworkConfig:
     two_head: bool = False  # section 4.1: separate pre-update head = learned inner loss
     predict_target: bool = False  # placing: auxiliary 2-D target regression fed into the FC layers
     target_dim: int = 2
+    lstm_hidden: int = 512  # LSTM baseline only: units of the demo encoder (appendix A.1-A.3 use 512)
 
     def __post_init__(self) -> None:
         self.conv = [c if isinstance(c, ConvLayer) else ConvLayer(**c) for c in self.conv]
         for name in ("image_width", "image_height", "image_channels", "action_dim"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"network.{name} must be positive, got {getattr(self, name)}")
+        if self.lstm_hidden <= 0:
+            raise ConfigError(f"network.lstm_hidden must be positive, got {self.lstm_hidden}")
         if self.state_dim < 0 or self.bias_transform_dim < 0:
             raise ConfigError("network.state_dim and network.bias_transform_dim must be >= 0")
         if not self.conv:
@@ -126,6 +132,23 @@ class TrainConfig:
     # vmap over tasks wins on GPU; on CPU grouped convolutions make it slower than the loop (bench/).
 
 
+def _maml_from_dict(d: dict[str, Any], method: str) -> MamlConfig:
+    """MamlConfig of a config file; a baseline may name any demo_inputs.
+
+    MamlConfig refuses demo inputs without actions unless MIL's inner loss can do without them; the
+    baselines read the demo through their network instead (the LSTM encodes only what demo_inputs
+    grants, Table 1 of the seed paper), so for them the value is checked here and set after the fact.
+    """
+    demo_inputs = d.get("demo_inputs", "full")
+    if method not in BASELINE_METHODS or demo_inputs == "full":
+        return MamlConfig(**d)
+    if demo_inputs not in DEMO_INPUTS:
+        raise ConfigError(f"maml.demo_inputs must be one of {', '.join(DEMO_INPUTS)}, got {demo_inputs!r}")
+    maml = MamlConfig(**{**d, "demo_inputs": "full"})
+    maml.demo_inputs = demo_inputs
+    return maml
+
+
 @dataclass
 class MilConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -150,13 +173,14 @@ class MilConfig:
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown config sections {sorted(unknown)}; expected {sorted(known)}")
+        method = d.get("method", "mil")
         try:
             return MilConfig(
                 network=NetworkConfig(**d.get("network", {})),
-                maml=MamlConfig(**d.get("maml", {})),
+                maml=_maml_from_dict(dict(d.get("maml", {})), method),
                 data=DataConfig(**d.get("data", {})),
                 train=TrainConfig(**d.get("train", {})),
-                method=d.get("method", "mil"),
+                method=method,
             )
         except TypeError as exc:  # an unknown field inside a section
             raise ConfigError(f"bad config: {exc}") from exc

@@ -1,0 +1,120 @@
+"""The ``train`` CLI end to end on real reaching demos with the tiny config (a few iterations each)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from mil_policy import train
+from mil_policy.checkpoint import read_checkpoint, read_trainer_state
+from mil_sim import generate
+
+CONFIG = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 reaching train tasks x 3 demos; the tiny config holds 1 of the 4 tasks out for validation."""
+    root = tmp_path_factory.mktemp("demos")
+    argv = ["--family", "reaching", "--split", "train", "--tasks", "4", "--demos-per-task", "3",
+            "--out", str(root)]
+    assert generate.main(argv) == 0
+    return root
+
+
+def run(demos: Path, out: Path, *extra: str) -> int:
+    return train.main(["--config", str(CONFIG), "--demos", str(demos), "--out", str(out), "--threads", "1",
+                       *extra])
+
+
+def metrics(out: Path) -> list[dict[str, str]]:
+    with (out / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_trains_end_to_end_and_writes_everything(demos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(demos, out, "--iterations", "4") == 0
+    rows = metrics(out)
+    assert [r["iteration"] for r in rows] == ["1", "2", "3", "4"]
+    assert all(float(r["train_loss"]) > 0 for r in rows)
+    assert [bool(r["val_loss"]) for r in rows] == [False, True, False, True]  # val_every: 2
+    assert float(rows[-1]["seconds"]) >= float(rows[0]["seconds"]) > 0
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert (out / "training_curve.png").stat().st_size > 1000
+    _weights, config, meta = read_checkpoint(out / "checkpoint")
+    assert meta["iteration"] == 4 and config.train.iterations == 4 and config.method == "mil"
+    assert meta["dataset"]["image_size"] == [80, 64]
+    _, counters = read_trainer_state(out / "checkpoint")
+    assert counters["iteration"] == 4
+    _, _, best = read_checkpoint(out / "best")
+    best_csv = min(float(r["val_loss"]) for r in rows if r["val_loss"])
+    assert best["val_loss"] == pytest.approx(best_csv, rel=1e-5)
+    assert not (out / "best" / "trainer_state.json").exists()
+    # The run directory is protected: a second run needs --resume.
+    assert run(demos, out, "--iterations", "4") == 2
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(demos: Path, tmp_path: Path) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run(demos, straight, "--iterations", "5") == 0
+    assert run(demos, resumed, "--iterations", "3") == 0
+    assert train.main(["--demos", str(demos), "--out", str(resumed), "--resume", "--iterations", "5",
+                       "--threads", "1"]) == 0  # config from the checkpoint
+    assert [r["iteration"] for r in metrics(resumed)] == ["1", "2", "3", "4", "5"]
+    a, _, _meta = read_checkpoint(straight / "checkpoint")
+    b, _, meta_b = read_checkpoint(resumed / "checkpoint")
+    assert meta_b["iteration"] == 5
+    for k in a:  # optimiser moments, sampler RNG and step count all restored
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert [r["train_loss"] for r in metrics(straight)] == [r["train_loss"] for r in metrics(resumed)]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
+    demos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    real_step = train.meta_step
+    calls = {"n": 0}
+
+    def interrupted_step(*args: object, **kwargs: object) -> tuple[float, bool]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-iteration, as a real Ctrl-C would
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "meta_step", interrupted_step)
+    before = signal.getsignal(signal.SIGINT)
+    assert run(demos, out, "--iterations", "6") == train.EXIT_INTERRUPTED
+    assert read_checkpoint(out / "checkpoint")[2]["iteration"] == 2  # the iteration in flight completes
+    assert signal.getsignal(signal.SIGINT) is before
+    monkeypatch.setattr(train, "meta_step", real_step)
+    assert run(demos, out, "--iterations", "4", "--resume") == 0
+    assert read_checkpoint(out / "checkpoint")[2]["iteration"] == 4
+    assert [r["iteration"] for r in metrics(out)] == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "network.image_width=100"], "images are 80x64 .* network expects 100x64"),
+        (["--set", "network.state_dim=11"], "states have 6 dims but network.state_dim is 11"),
+        (["--set", "network.action_dim=7"], "actions have 2 dims but network.action_dim is 7"),
+        (["--set", "maml.meta_batch=9"], "maml.meta_batch=9 needs 9 distinct train tasks"),
+        (["--set", "maml.nope=1"], "bad config"),
+        (["--set", "maml.inner_steps"], "KEY=VALUE"),
+    ],
+)
+def test_clear_errors(demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str],
+                      message: str) -> None:
+    assert run(demos, tmp_path / "run", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("train: error:") == 1
+    assert re.search(message, err), err
+    assert not (tmp_path / "run" / "checkpoint").exists()
