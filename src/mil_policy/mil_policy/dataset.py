@@ -485,9 +485,12 @@ class MetaBatchSampler:
         frames = None
         T, f = self.dataset.horizon, self.frames_per_demo
         if f is not None and f < T:
-            # Frame 0 always: the target head and the policy's first-frame input read it.
-            rest = self.rng.random((m, need, T - 1)).argsort(axis=-1)[..., : f - 1] + 1
-            frames = np.concatenate([np.zeros((m, need, 1), np.int64), np.sort(rest, axis=-1)], axis=-1)
+            # Frame 0 always (the target head reads it) and, from 2 frames on, the last one too (the
+            # contextual baseline conditions on the demo's final image, as at test time).
+            ends = [0] if f == 1 else [0, T - 1]
+            k = f - len(ends)
+            rest = self.rng.random((m, need, T - len(ends))).argsort(axis=-1)[..., :k] + 1
+            frames = np.sort(np.concatenate([np.broadcast_to(np.array(ends), (m, need, len(ends))), rest], -1), -1)
         return MetaBatchIndices(tasks, demos, frames)
 
     def load(self, idx: MetaBatchIndices, part: slice | None = None) -> tuple[DemoBatch, DemoBatch]:

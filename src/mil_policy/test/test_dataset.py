@@ -187,6 +187,7 @@ def test_sampler_shapes_frames_and_distinct_demos(demos: Path, tmp_path: Path) -
             assert len(set(row.tolist())) == 3  # 2 adaptation demos + 1 evaluation demo, all different
             assert (ds.task_index[row] == task).all()
             assert (frames[:, 0] == 0).all() and (np.diff(frames, axis=-1) > 0).all()
+            assert (frames[:, -1] == ds.horizon - 1).all()  # the final frame: the contextual policy's input
     # The tensors hold exactly the indexed frames of the indexed demos.
     idx = sampler.sample_indices()
     a, b = sampler.load(idx)
