@@ -1,7 +1,7 @@
 """Throughput of the demo recorder: camera frames and state messages received vs written, and drops.
 
     ./mil run python bench/bench_recorder.py [--seconds 10] [--image-hz 30] [--state-hz 100]
-        [--image sim|noise] [--no-compress] [--json bench_recorder.json] [--quick]
+        [--image sim|noise] [--sensor-noise 3] [--no-compress] [--json runs/bench_recorder.json] [--quick]
 
 Why: a teleop demo is only as good as its slowest stream, and the recorder shares the machine with the
 camera driver, the bridge and the VR stack. This runs the real node (in this process, its own DDS
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", choices=("sim", "noise"), default="sim")
     p.add_argument("--sensor-noise", type=float, default=0.0, help="std of Gaussian noise on sim frames")
     p.add_argument("--no-compress", action="store_true")
-    p.add_argument("--json", type=Path, default=Path("bench_recorder.json"))
+    p.add_argument("--json", type=Path, default=Path("runs/bench_recorder.json"), help="where results go")
     p.add_argument("--keep-bag", type=Path, help="copy the recorded bag here")
     p.add_argument("--quick", action="store_true", help="2 s at 10/30 Hz (a smoke run for the tests)")
     args = p.parse_args(argv)

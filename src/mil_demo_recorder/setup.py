@@ -21,6 +21,10 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'record = mil_demo_recorder.recorder_node:main',
+            'build_dataset = mil_demo_recorder.build_dataset:main',
+            'replay = mil_demo_recorder.replay:main',
+            'score_replay = mil_demo_recorder.score_replay:main',
         ],
     },
 )

@@ -790,12 +790,36 @@ def _scan_mcap(
                     if topics is not None and topic not in topics:
                         continue
                     if decode:
-                        out.append((topic, int(rec.log_time), _deserialize(path, rec.data, msgtype)))
+                        out.append((topic, int(rec.log_time), _deserialize_received(path, rec.data, msgtype)))
                     else:
                         out.append((topic, msgtype, int(rec.log_time), bytes(rec.data)))
                 elif isinstance(rec, Footer):
                     footer = True
     return out, not footer
+
+
+def _deserialize_received(path: Path, raw: bytes, msgtype: str) -> Any:
+    """Decode CDR bytes as an rmw serialized them, which may end in up to 7 padding bytes.
+
+    rosbags accepts at most 3 trailing bytes, but Fast DDS (the Kilted default rmw) pads some messages
+    (e.g. a JointState with an empty ``effort``) to a multiple of 8, and the padding is not necessarily
+    zero: decode those with the message's own deserializer and accept up to 7 bytes after it.
+    """
+    try:
+        return typestore().deserialize_cdr(raw, msgtype)
+    except Exception as exc:
+        ts = typestore()
+        try:
+            msgdef = ts.get_msgdef(msgtype)
+            func = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+            message, pos = func(memoryview(raw)[4:], 0, msgdef.cls, ts)
+        except Exception:
+            message, pos = None, -1
+        if message is None or not 0 <= len(raw) - 4 - pos <= 7:
+            raise DemoBagError(
+                f"{path}: cannot decode a {msgtype} message ({type(exc).__name__}: {exc})"
+            ) from None
+        return message
 
 
 def _chunk_records(chunk: Any) -> list[Any]:
@@ -820,10 +844,12 @@ def read_raw_episode(
     ``grid`` ``"control"`` (default, or the task JSON's ``grid``) samples every stream at
     ``control_rate_hz`` (default: the task JSON's, i.e. the family's control rate, so a teleop demo
     looks like a sim demo of the same length); ``"command"`` takes one step per received command. The
-    grid spans the time every state and camera stream was alive: from the latest first message to the
-    earliest last one. At each step every stream contributes its newest message at or before the step;
-    the action is the newest command unless it is older than the bridge watchdog (then zero: the arm
-    stood still). Robot states follow the task JSON's ``state_names`` (``q_<joint>``, ``ee_x/y/z``,
+    grid starts when every state and camera stream has delivered (the latest first message) and ends
+    with the state streams (the earliest last pose / joint state). At each step every stream
+    contributes its newest message at or before the step; the action is the newest command unless it
+    is older than the bridge watchdog (then zero: the arm stood still). A required stream silent for
+    longer than ``max_gap_s`` (default: the task JSON's) at any step makes the demo unusable
+    (DemoBagError). Robot states follow the task JSON's ``state_names`` (``q_<joint>``, ``ee_x/y/z``,
     ``gripper_open``).
 
     A recording that never finished (recorder killed or interrupted) raises DemoBagError unless
@@ -882,7 +908,7 @@ def read_raw_episode(
         joint_velocities=qvel,
         gripper_open=gripper,
         actions=actions,
-        image_times=np.maximum(image_ns - start, 0) / 1e9,
+        image_times=_to_seconds(np.maximum(image_ns - start, 0), rate),
         images=images,
         success=bool(meta.get("success", True)) and complete,
         metadata=info,
@@ -917,12 +943,13 @@ def _raw_streams(
 def _raw_grid(
     path: Path, streams: Mapping[str, tuple[np.ndarray, list[Any]]], grid: str, rate: float
 ) -> tuple[np.ndarray, float]:
-    """Step times (ns) over the span where every state and camera stream has data, and the step rate."""
+    """Step times (ns) from when every state and camera stream has data to the end of the state streams
+    (the camera, slower, is only required to be fresh there: see the gap check), and the step rate."""
     alive = [
         t for t in (EE_POSE_TOPIC, JOINT_STATES_TOPIC, IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC) if t in streams
     ]
     begin = max(int(streams[t][0][0]) for t in alive)
-    end = min(int(streams[t][0][-1]) for t in alive)
+    end = min(int(streams[t][0][-1]) for t in (EE_POSE_TOPIC, JOINT_STATES_TOPIC))
     if end <= begin:
         raise DemoBagError(f"{path}: the recorded streams do not overlap in time ({', '.join(alive)})")
     if grid == GRID_COMMAND:

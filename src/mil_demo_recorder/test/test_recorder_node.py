@@ -1,0 +1,343 @@
+"""The recorder node over real DDS: Joy buttons record a demo that matches what was published; discard;
+a recorder killed with SIGKILL mid-demo leaves a bag that still opens and says it is incomplete.
+
+The "teleop" side is a separate rclpy context (its own DDS participant) on the test's ROS_DOMAIN_ID,
+publishing a synthetic session: real camera frames of the placing sim and the scripted expert's twists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from teleop_stream import TOPICS, TYPES, expert_episode, stamp, stream_messages
+
+from mil_sim import demo_bag as db
+
+pytestmark = pytest.mark.ros
+RECORDER = "/mil_demo_recorder"
+
+
+class Teleop:
+    """The operator's side: stream publishers, a Joy publisher, the task topic, the recorder's status."""
+
+    def __init__(self, domain_id: int) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from sensor_msgs.msg import Joy
+        from std_msgs.msg import String
+
+        self.rclpy, self.Joy, self.String = rclpy, Joy, String
+        self.ctx = Context()
+        rclpy.init(context=self.ctx, domain_id=domain_id)
+        self.node = Node("teleop", context=self.ctx)
+        self.exec = SingleThreadedExecutor(context=self.ctx)
+        self.exec.add_node(self.node)
+        self.pubs = {k: self.node.create_publisher(TYPES[k], TOPICS[k], 50) for k in TOPICS}
+        self.joy = self.node.create_publisher(Joy, "/joy", 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.task = self.node.create_publisher(String, "/mil/task", latched)
+        self.status: list[dict[str, Any]] = []
+        self.node.create_subscription(
+            String, f"{RECORDER}/status", lambda m: self.status.append(json.loads(m.data)), latched
+        )
+        self.published: dict[str, list[Any]] = {k: [] for k in TOPICS}
+
+    def spin_until(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what}; status {self.status[-1:]}"
+                )
+            self.exec.spin_once(timeout_sec=0.02)
+
+    def wait_connected(self, timeout: float = 20.0) -> None:
+        self.spin_until(
+            lambda: (
+                self.status
+                and all(p.get_subscription_count() > 0 for p in self.pubs.values())
+                and self.joy.get_subscription_count() > 0
+            ),
+            timeout,
+            "recorder discovery",
+        )
+
+    def press(self, button: int) -> None:
+        for value in (1, 0):
+            buttons = [0, 0, 0]
+            buttons[button] = value
+            self.joy.publish(self.Joy(buttons=buttons))
+            self.exec.spin_once(timeout_sec=0.05)
+
+    def call(self, service: str) -> Any:
+        from std_srvs.srv import Trigger
+
+        client = self.node.create_client(Trigger, f"{RECORDER}/{service}")
+        assert client.wait_for_service(timeout_sec=15.0), f"no {service} service"
+        future = client.call_async(Trigger.Request())
+        self.spin_until(future.done, 15.0, service)
+        return future.result()
+
+    def stream(self, messages: list[Any], speed: float = 1.0) -> None:
+        """Publish in real time (offsets / speed), each stamped with the publisher's clock at sending."""
+        start = time.monotonic()
+        for m in messages:
+            delay = start + m.offset_ns / 1e9 / speed - time.monotonic()
+            if delay > 0:
+                self.exec.spin_once(timeout_sec=delay)
+            msg = stamp(m.msg, self.node.get_clock().now().nanoseconds)
+            self.pubs[m.key].publish(msg)
+            self.published[m.key].append(msg)
+
+    def state(self) -> str | None:
+        return self.status[-1]["state"] if self.status else None
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.exec.shutdown()
+        self.rclpy.shutdown(context=self.ctx)
+
+
+class InProcessRecorder:
+    """The recorder node in its own context and executor thread (as `record` runs it)."""
+
+    def __init__(self, domain_id: int, params: dict[str, Any]) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from mil_demo_recorder.recorder_node import RecorderNode
+
+        self.rclpy = rclpy
+        self.ctx = Context()
+        rclpy.init(context=self.ctx, domain_id=domain_id)
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.node = RecorderNode(context=self.ctx, parameter_overrides=overrides)
+        self.exec = MultiThreadedExecutor(num_threads=2, context=self.ctx)
+        self.exec.add_node(self.node)
+        self.thread = threading.Thread(target=self.exec.spin, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.node.shutdown()
+        self.exec.shutdown()
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+        self.rclpy.shutdown(context=self.ctx)
+
+
+@pytest.fixture
+def teleop(domain_id: int) -> Iterator[Teleop]:
+    t = Teleop(domain_id)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+@pytest.fixture
+def recorder(domain_id: int, tmp_path: Path) -> Iterator[InProcessRecorder]:
+    r = InProcessRecorder(
+        domain_id, {"dataset_dir": str(tmp_path / "teleop"), "operator": "tester", "flush_period_s": 0.2}
+    )
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def _task_json(episode: Any) -> str:
+    return episode.task.to_json()
+
+
+def test_joy_buttons_record_a_bag_matching_the_published_stream(
+    teleop: Teleop, recorder: InProcessRecorder, tmp_path: Path
+) -> None:
+    episode = expert_episode()
+    teleop.task.publish(teleop.String(data=_task_json(episode)))
+    teleop.wait_connected()
+    teleop.spin_until(lambda: recorder.node._topic_task is not None, 10.0, "task on /mil/task")
+    teleop.press(0)
+    teleop.spin_until(lambda: teleop.state() == "recording", 10.0, "recording state")
+    teleop.stream(stream_messages(episode), speed=2.0)
+    teleop.spin_until(
+        lambda: teleop.status[-1].get("received", {}).get(db.EE_CMD_VEL_TOPIC, 0) >= len(episode),
+        10.0,
+        "all commands received",
+    )
+    teleop.press(1)
+    teleop.spin_until(lambda: teleop.state() == "idle" and teleop.status[-1]["last"], 20.0, "demo saved")
+    last = teleop.status[-1]["last"]
+    assert last["status"] == "complete"
+    root = tmp_path / "teleop"
+    bag = root / last["path"]
+    assert bag.parent.name == "placing_train_0"
+
+    meta = db.read_task_metadata(bag)
+    assert meta["complete"] and meta["operator"] == "tester" and meta["objects"] == dict(episode.task.objects)
+    raw = db.read_raw_messages(bag)
+    assert not raw.truncated
+    for key, published in teleop.published.items():
+        got = [m for _, m in raw.messages.get(_layout(key), [])]
+        assert len(got) == len(published), f"{key}: recorded {len(got)} of {len(published)}"
+        if key == "gripper":
+            assert [m.data for m in got] == [m.data for m in published]
+            continue
+        assert [db._stamp_ns(m.header) for m in got] == [_ns(m.header.stamp) for m in published], key
+    for got, sent in zip(raw.messages[db.IMAGE_TOPIC], teleop.published["image"], strict=True):
+        assert bytes(got[1].data) == bytes(sent.data)
+    for got, sent in zip(raw.messages[db.EE_CMD_VEL_TOPIC], teleop.published["command"], strict=True):
+        assert got[1].twist.linear.x == sent.twist.linear.x and got[1].twist.angular.z == sent.twist.angular.z
+    stats = meta["stats"]
+    assert stats["topics"][db.EE_POSE_TOPIC]["received"] == len(episode)
+    assert stats["topics"][db.IMAGE_TOPIC]["dropped_queue"] == 0
+    index = json.loads((root / "index.json").read_text())
+    assert [d["path"] for d in index["demos"]] == [last["path"]] and index["demos"][0]["complete"]
+
+    # One reader for sim and teleop demos: the raw streams become an Episode on the control grid.
+    ep = db.read_episode(bag)
+    assert ep.task.task_id == "placing/train/0" and ep.success
+    assert abs(len(ep) - len(episode) / 2) <= 6  # published at 2x speed: 3 s on the 20 Hz grid
+    assert abs(len(db.read_raw_episode(bag, grid="command")) - len(episode)) <= 3  # one step per command
+    assert ep.images.shape[1:] == (240, 320, 3)
+    match = [np.abs(episode.actions - a).max(axis=1).min() for a in ep.actions[2:-2]]
+    assert max(match) < 1e-6, "every step's action is one of the commands the operator sent"
+
+
+def _layout(key: str) -> str:
+    from mil_demo_recorder.streams import BY_KEY
+
+    return BY_KEY[key].layout_topic
+
+
+def _ns(t: Any) -> int:
+    return t.sec * 1_000_000_000 + t.nanosec
+
+
+def test_discard_moves_the_running_demo_out_of_the_dataset(
+    teleop: Teleop, recorder: InProcessRecorder, tmp_path: Path
+) -> None:
+    episode = expert_episode()
+    teleop.task.publish(teleop.String(data=_task_json(episode)))
+    teleop.wait_connected()
+    teleop.spin_until(lambda: recorder.node._topic_task is not None, 10.0, "task on /mil/task")
+    assert teleop.call("start").success
+    teleop.stream(stream_messages(episode)[:80], speed=4.0)
+    teleop.press(2)  # discard button while recording
+    teleop.spin_until(lambda: teleop.state() == "idle" and teleop.status[-1]["last"], 10.0, "discarded")
+    root = tmp_path / "teleop"
+    assert teleop.status[-1]["last"]["status"] == "discarded"
+    assert db.is_raw_recording(next((root / ".discarded").glob("*/demo_*")))
+    assert not list(root.glob("*/demo_*")), "the discarded demo left the dataset"
+    assert json.loads((root / "index.json").read_text())["demos"] == []
+    assert not teleop.call("stop").success  # nothing running any more
+
+
+def test_sigkill_mid_demo_leaves_a_bag_that_opens_flagged_incomplete(teleop: Teleop, tmp_path: Path) -> None:
+    root = tmp_path / "teleop"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mil_demo_recorder.recorder_node",
+        "--ros-args",
+        "-p",
+        f"dataset_dir:={root}",
+        "-p",
+        "task_id:=placing/train/0",
+        "-p",
+        "flush_period_s:=0.2",
+    ]
+    proc = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        teleop.wait_connected(timeout=40.0)
+        assert teleop.call("start").success
+        messages = stream_messages(expert_episode())
+        teleop.stream(messages[: len(messages) // 2], speed=2.0)
+        teleop.spin_until(
+            lambda: teleop.status[-1].get("received", {}).get(db.EE_POSE_TOPIC, 0) >= 40,
+            10.0,
+            "messages reaching the recorder",
+        )
+        time.sleep(0.6)  # > 2 flush periods: the first part is on disk
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (bag,) = list(root.glob("*/demo_*"))
+    meta = db.read_task_metadata(bag)
+    assert meta["status"] == "recording" and meta["complete"] is False  # the stale metadata says so
+    with pytest.raises(db.DemoBagError, match="incomplete recording"):
+        db.read_episode(bag)  # a dataset build skips it, with this reason
+    ep = db.read_raw_episode(bag, allow_incomplete=True)
+    assert ep.metadata["complete"] is False and ep.metadata["truncated"] and not ep.success
+    assert len(ep) >= 20 and len(ep.images) >= 10  # the flushed part of the demo is all there
+
+    from mil_demo_recorder.recovery import repair_bag, unfinished_bags
+
+    assert unfinished_bags(root) == [bag]
+    repaired = repair_bag(bag, root)
+    assert repaired["status"] == "recovered" and not repaired["complete"]
+    from rosbags.rosbag2 import Reader
+
+    with Reader(bag) as reader:  # now seekable: rosbags (and ros2 bag play) open it
+        assert reader.message_count == repaired["recovered"]["messages"]
+    assert len(db.read_raw_episode(bag, allow_incomplete=True)) == len(ep)
+    assert unfinished_bags(root) == []
+
+
+def test_ctrl_c_mid_demo_finalises_the_bag_as_interrupted(teleop: Teleop, tmp_path: Path) -> None:
+    root = tmp_path / "teleop"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mil_demo_recorder.recorder_node",
+        "--params-file",
+        "config/recorder.yaml",
+        "--ros-args",
+        "-p",
+        f"dataset_dir:={root}",
+        "-p",
+        "task_id:=placing/train/0",
+    ]
+    repo = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        teleop.wait_connected(timeout=40.0)
+        assert teleop.call("start").success
+        teleop.stream(stream_messages(expert_episode())[:100], speed=4.0)  # 28 control steps
+        teleop.spin_until(
+            lambda: teleop.status[-1].get("received", {}).get(db.EE_POSE_TOPIC, 0) >= 20,
+            10.0,
+            "messages reaching the recorder",
+        )
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (bag,) = list(root.glob("*/demo_*"))
+    meta = db.read_task_metadata(bag)
+    assert (meta["status"], meta["complete"]) == ("interrupted", False)
+    from rosbags.rosbag2 import Reader
+
+    with Reader(bag) as reader:  # summary and footer written: no repair needed
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts[db.EE_POSE_TOPIC] == meta["stats"]["topics"][db.EE_POSE_TOPIC]["written"] >= 20
