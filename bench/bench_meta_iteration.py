@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = (ROOT / "config" / "train_placing_paper.yaml", ROOT / "config" / "train_placing_cpu.yaml")
 
 
-def synthetic_batch(config: MilConfig, tasks: int, demos: int, frames: int, device: str,
-                    generator: torch.Generator) -> DemoBatch:
+def synthetic_batch(
+    config: MilConfig, tasks: int, demos: int, frames: int, device: str, generator: torch.Generator
+) -> DemoBatch:
     """Random demos with the config's image / state / action sizes: (tasks, demos, frames, ...)."""
     net = config.network
     shape = (tasks, demos, frames)
@@ -77,8 +78,9 @@ def _timed(fn: Callable[[], object], repeats: int, warmup: int, device: str) -> 
     return samples
 
 
-def bench_meta_iteration(config: MilConfig, device: str, vectorized: bool, iters: int, warmup: int,
-                         seed: int = 0) -> dict[str, Any]:
+def bench_meta_iteration(
+    config: MilConfig, device: str, vectorized: bool, iters: int, warmup: int, seed: int = 0
+) -> dict[str, Any]:
     torch.manual_seed(seed)
     method = MilMethod(config)
     method.module.to(device)
@@ -106,8 +108,9 @@ def bench_meta_iteration(config: MilConfig, device: str, vectorized: bool, iters
     return out
 
 
-def bench_test_time(config: MilConfig, device: str, adapt_repeats: int, act_steps: int,
-                    seed: int = 0) -> dict[str, Any]:
+def bench_test_time(
+    config: MilConfig, device: str, adapt_repeats: int, act_steps: int, seed: int = 0
+) -> dict[str, Any]:
     """One-demo adaptation (full horizon) and per-step latency of the adapted policy."""
     torch.manual_seed(seed)
     method = MilMethod(config)
@@ -155,10 +158,18 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     header = ("config", "device", "path", "s/iter", "iter/s", "adapt s", "act p50 ms", "act p99 ms")
     body = []
     for r in rows:
-        body.append((
-            r["config"], r["device"], r["path"], f"{r['s_per_iter']:.3f}", f"{r['iters_per_s']:.3f}",
-            f"{r['adapt_s']:.3f}", f"{r['act_p50_ms']:.2f}", f"{r['act_p99_ms']:.2f}",
-        ))
+        body.append(
+            (
+                r["config"],
+                r["device"],
+                r["path"],
+                f"{r['s_per_iter']:.3f}",
+                f"{r['iters_per_s']:.3f}",
+                f"{r['adapt_s']:.3f}",
+                f"{r['act_p50_ms']:.2f}",
+                f"{r['act_p99_ms']:.2f}",
+            )
+        )
     widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
 
     def line(row: tuple[str, ...]) -> str:  # numbers right-aligned
@@ -172,22 +183,29 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", nargs="+", type=Path, default=list(DEFAULT_CONFIGS),
-                   help="training config YAMLs (default: placing paper and cpu presets)")
-    p.add_argument("--device", nargs="+", default=None,
-                   help="devices (default: cpu, and cuda when available)")
+    p.add_argument(
+        "--config",
+        nargs="+",
+        type=Path,
+        default=list(DEFAULT_CONFIGS),
+        help="training config YAMLs (default: placing paper and cpu presets)",
+    )
+    p.add_argument("--device", nargs="+", default=None, help="devices (default: cpu, and cuda when available)")
     p.add_argument("--paths", nargs="+", choices=["vmap", "loop"], default=["vmap", "loop"])
     p.add_argument("--iters", type=int, default=3, help="timed meta-iterations per path")
     p.add_argument("--warmup", type=int, default=1, help="untimed meta-iterations first")
     p.add_argument("--adapt-repeats", type=int, default=5)
     p.add_argument("--act-steps", type=int, default=200, help="policy steps for the latency percentiles")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--meta-batch", type=int, default=None,
-                   help="override maml.meta_batch (second-order MAML holds every task's graph at once: "
-                        "memory and time grow about linearly with it)")
+    p.add_argument(
+        "--meta-batch",
+        type=int,
+        default=None,
+        help="override maml.meta_batch (second-order MAML holds every task's graph at once: "
+        "memory and time grow about linearly with it)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results here")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 1 iteration, no warm-up, few policy steps")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 iteration, no warm-up, few policy steps")
     args = p.parse_args(argv)
     if args.quick:
         args.iters, args.warmup, args.adapt_repeats, args.act_steps = 1, 0, 1, 10
@@ -206,17 +224,28 @@ def main(argv: list[str] | None = None) -> int:
             test_time = bench_test_time(config, device, args.adapt_repeats, args.act_steps)
             for mode in args.paths:
                 r = bench_meta_iteration(config, device, mode == "vmap", args.iters, args.warmup)
-                row = {"config": path.name, "device": device, "path": mode, **r, **test_time,
-                       "meta_batch": config.maml.meta_batch, "shots": config.maml.shots,
-                       "frames": config.data.frames_per_demo or config.data.horizon,
-                       "max_rss_gib_so_far": _max_rss_gib()}
+                row = {
+                    "config": path.name,
+                    "device": device,
+                    "path": mode,
+                    **r,
+                    **test_time,
+                    "meta_batch": config.maml.meta_batch,
+                    "shots": config.maml.shots,
+                    "frames": config.data.frames_per_demo or config.data.horizon,
+                    "max_rss_gib_so_far": _max_rss_gib(),
+                }
                 rows.append(row)
-                print(f"{path.name} {device} {mode}: {r['s_per_iter']:.3f} s/iter", file=sys.stderr,
-                      flush=True)
+                print(f"{path.name} {device} {mode}: {r['s_per_iter']:.3f} s/iter", file=sys.stderr, flush=True)
     print(format_table(rows))
     if args.json:
-        doc = {"machine": machine_info(devices), "quick": args.quick, "iters": args.iters,
-               "warmup": args.warmup, "results": rows}
+        doc = {
+            "machine": machine_info(devices),
+            "quick": args.quick,
+            "iters": args.iters,
+            "warmup": args.warmup,
+            "results": rows,
+        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")

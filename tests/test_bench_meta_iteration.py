@@ -33,8 +33,10 @@ def test_quick_bench_writes_both_paths(tmp_path: Path, capsys: pytest.CaptureFix
     out = tmp_path / "bench.json"
     threads = torch.get_num_threads()
     try:
-        assert bench.main(["--config", str(config), "--device", "cpu", "--quick", "--threads", "1",
-                           "--json", str(out)]) == 0
+        assert (
+            bench.main(["--config", str(config), "--device", "cpu", "--quick", "--threads", "1", "--json", str(out)])
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     table = capsys.readouterr().out
@@ -42,8 +44,10 @@ def test_quick_bench_writes_both_paths(tmp_path: Path, capsys: pytest.CaptureFix
     doc = json.loads(out.read_text())
     assert doc["quick"] is True and doc["machine"]["torch"] == torch.__version__
     rows = doc["results"]
-    assert [(r["config"], r["device"], r["path"]) for r in rows] == [("tiny.yaml", "cpu", "vmap"),
-                                                                    ("tiny.yaml", "cpu", "loop")]
+    assert [(r["config"], r["device"], r["path"]) for r in rows] == [
+        ("tiny.yaml", "cpu", "vmap"),
+        ("tiny.yaml", "cpu", "loop"),
+    ]
     for r in rows:
         assert r["s_per_iter"] > 0 and r["iters_per_s"] > 0 and len(r["samples_s"]) == 1
         assert r["adapt_s"] > 0 and 0 < r["act_p50_ms"] <= r["act_p99_ms"]

@@ -19,7 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("mil_policy", "mil_demo_recorder", "mil_sim", "mil_pr2_bridge")
 # ROS packages the wheels in requirements.txt provide, plus our own packages.
 KNOWN_ROS_DEPS = {
-    "rclpy", "std_msgs", "std_srvs", "sensor_msgs", "geometry_msgs", "trajectory_msgs", "rosgraph_msgs", *PACKAGES,
+    "rclpy",
+    "std_msgs",
+    "std_srvs",
+    "sensor_msgs",
+    "geometry_msgs",
+    "trajectory_msgs",
+    "rosgraph_msgs",
+    *PACKAGES,
 }
 
 
@@ -65,7 +72,12 @@ def test_resource_marker_and_data_files(pkg: str) -> None:
     assert (ROOT / "src" / pkg / "resource" / pkg).is_file()
     call = _setup_call(pkg)
     assert ast.unparse(_keyword(call, "name")) in (repr(pkg), "package_name")
-    assert f"package_name = {pkg!r}" in (ROOT / "src" / pkg / "setup.py").read_text()
+    assigned = [
+        n.value.value
+        for n in ast.walk(ast.parse((ROOT / "src" / pkg / "setup.py").read_text()))
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "package_name"
+    ]
+    assert assigned == [pkg]
     data_files = ast.unparse(_keyword(call, "data_files"))
     assert "share/ament_index/resource_index/packages" in data_files
     assert "package.xml" in data_files

@@ -2,26 +2,26 @@
 
 from setuptools import find_packages, setup
 
-package_name = 'mil_pr2_bridge'
+package_name = "mil_pr2_bridge"
 
 setup(
     name=package_name,
-    version='0.1.0',
-    packages=find_packages(exclude=['test']),
-    package_data={package_name: ['assets/*', 'assets/**/*']},
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    package_data={package_name: ["assets/*", "assets/**/*"]},
     data_files=[
-        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
-        ('share/' + package_name, ['package.xml']),
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
     ],
-    install_requires=['setuptools'],
+    install_requires=["setuptools"],
     zip_safe=True,
-    maintainer='mil maintainers',
-    maintainer_email='maintainers@mil.invalid',
-    description='End-effector twist to PR2 arm/gripper commands, with safety limits.',
-    license='Apache-2.0',
+    maintainer="mil maintainers",
+    maintainer_email="maintainers@mil.invalid",
+    description="End-effector twist to PR2 arm/gripper commands, with safety limits.",
+    license="Apache-2.0",
     entry_points={
-        'console_scripts': [
-            'bridge_node = mil_pr2_bridge.bridge_node:main',
+        "console_scripts": [
+            "bridge_node = mil_pr2_bridge.bridge_node:main",
         ],
     },
 )

@@ -28,16 +28,10 @@ from mil_policy.dataset import DatasetError, MetaDataset, load_dataset
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="build_dataset", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "demos", type=Path, help="directory of demo bags (recorder dataset_dir or generate_demos --out)"
-    )
-    p.add_argument(
-        "--config", type=Path, help="training config (YAML/JSON MilConfig): its data section is used"
-    )
+    p.add_argument("demos", type=Path, help="directory of demo bags (recorder dataset_dir or generate_demos --out)")
+    p.add_argument("--config", type=Path, help="training config (YAML/JSON MilConfig): its data section is used")
     p.add_argument("--family", help="task family (default: the config's, else placing)")
-    p.add_argument(
-        "--horizon", type=int, help="steps T per demo after subsampling (default: the config's, 30)"
-    )
+    p.add_argument("--horizon", type=int, help="steps T per demo after subsampling (default: the config's, 30)")
     p.add_argument("--cache", type=Path, help="cache directory (default DEMOS/.mil_cache, as train uses)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if the cache is current")
     p.add_argument("--report", type=Path, help="write the summary and every skipped demo as JSON here")
@@ -134,15 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"build_dataset: error: {exc}", file=sys.stderr)
         return 2
     try:
-        dataset = load_dataset(
-            args.demos, data, cache_root=args.cache, progress=not args.quiet, rebuild=args.rebuild
-        )
+        dataset = load_dataset(args.demos, data, cache_root=args.cache, progress=not args.quiet, rebuild=args.rebuild)
     except DatasetError as exc:
         print(f"build_dataset: {exc}", file=sys.stderr)
         if args.report:
-            args.report.write_text(
-                json.dumps({"demos_dir": str(args.demos), "error": str(exc)}, indent=1) + "\n"
-            )
+            args.report.write_text(json.dumps({"demos_dir": str(args.demos), "error": str(exc)}, indent=1) + "\n")
         return 1
     rep = report(dataset, data)
     print(format_report(rep))

@@ -36,9 +36,7 @@ def task_dirname(task_id: str) -> str:
 
 def new_demo_path(root: Path, task_id: str, start_ns: int) -> Path:
     """A fresh bag path for a demo of ``task_id`` started at ``start_ns`` (never an existing one)."""
-    stamp = (
-        time.strftime("%Y%m%dT%H%M%S", time.gmtime(start_ns / 1e9)) + f"{(start_ns // 1_000_000) % 1000:03d}Z"
-    )
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(start_ns / 1e9)) + f"{(start_ns // 1_000_000) % 1000:03d}Z"
     base = root / task_dirname(task_id) / f"{DEMO_PREFIX}{stamp}"
     path, k = base, 1
     while path.exists():
@@ -56,11 +54,7 @@ def load_index(root: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DatasetIndexError(f"{path} is unreadable ({exc}); move it away to start a new index") from None
-    if (
-        not isinstance(doc, dict)
-        or doc.get("format") != INDEX_FORMAT
-        or not isinstance(doc.get("demos"), list)
-    ):
+    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT or not isinstance(doc.get("demos"), list):
         raise DatasetIndexError(
             f"{path} is not a mil_demo_recorder index (format {INDEX_FORMAT}); use another dataset_dir "
             "(e.g. not the sim generator's output directory)"

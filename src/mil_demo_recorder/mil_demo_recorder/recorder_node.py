@@ -156,9 +156,7 @@ class RecorderNode(Node):
         self._demos = 0
         self._buttons = JoyButtons(p["start_button"], p["stop_button"], p["discard_button"])
         self.streams = [
-            RecordedStream(s, p[f"{s.key}_topic"], p[f"min_rate_hz.{s.key}"])
-            for s in STREAMS
-            if p[f"{s.key}_topic"]
+            RecordedStream(s, p[f"{s.key}_topic"], p[f"min_rate_hz.{s.key}"]) for s in STREAMS if p[f"{s.key}_topic"]
         ]
         data_group = ReentrantCallbackGroup()
         for stream in self.streams:
@@ -196,18 +194,14 @@ class RecorderNode(Node):
             if p[name] <= 0:
                 raise NodeConfigError(f"parameter {name!r} must be positive, got {p[name]!r}")
         if p["grid"] not in db.RAW_GRIDS:
-            raise NodeConfigError(
-                f"parameter 'grid' must be one of {', '.join(db.RAW_GRIDS)}, got {p['grid']!r}"
-            )
+            raise NodeConfigError(f"parameter 'grid' must be one of {', '.join(db.RAW_GRIDS)}, got {p['grid']!r}")
         if p["queue_size"] <= 0:
             raise NodeConfigError(f"parameter 'queue_size' must be positive, got {p['queue_size']}")
         for s in STREAMS:
             if p[f"min_rate_hz.{s.key}"] < 0:
                 raise NodeConfigError(f"parameter 'min_rate_hz.{s.key}' must be >= 0")
         if not p["image_topic"] and not p["compressed_image_topic"]:
-            raise NodeConfigError(
-                "record at least one camera stream: set image_topic or compressed_image_topic"
-            )
+            raise NodeConfigError("record at least one camera stream: set image_topic or compressed_image_topic")
 
     # -- callbacks --------------------------------------------------------------------------------
     def _now_ns(self) -> int:

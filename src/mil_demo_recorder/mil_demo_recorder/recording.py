@@ -68,9 +68,7 @@ class DemoRecording:
         topics.update({s.spec.layout_topic: s.spec.msgtype for s in streams})
         self.writer = IncrementalBagWriter(self.path, topics, compress=config.compress)
         self.stats = {
-            s.spec.layout_topic: StreamStats(
-                s.spec.layout_topic, s.input_topic, s.spec.required, s.min_rate_hz
-            )
+            s.spec.layout_topic: StreamStats(s.spec.layout_topic, s.input_topic, s.spec.required, s.min_rate_hz)
             for s in streams
         }
         self.start_ns = clock_ns()

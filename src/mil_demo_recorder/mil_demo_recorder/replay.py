@@ -28,9 +28,7 @@ from mil_sim import demo_bag as db
 
 # Layout topic -> the PR2 topic the sim publishes it on (the recorder's default inputs, reversed).
 ROBOT_TOPICS: Mapping[str, str] = {
-    s.layout_topic: s.default_input
-    for s in BY_KEY.values()
-    if s.default_input and s.default_input != s.layout_topic
+    s.layout_topic: s.default_input for s in BY_KEY.values() if s.default_input and s.default_input != s.layout_topic
 }
 STAMPED_TYPES = {s.msgtype for s in BY_KEY.values() if s.stamped}
 
@@ -68,9 +66,7 @@ def open_bag(path: Path) -> BagMessages:
         raise ReplayError(f"demo bag {path} does not exist")
     try:
         with Reader(path) as reader:
-            topics = {
-                c.topic: (c.msgtype, (c.ext.offered_qos_profiles or [None])[0]) for c in reader.connections
-            }
+            topics = {c.topic: (c.msgtype, (c.ext.offered_qos_profiles or [None])[0]) for c in reader.connections}
             return BagMessages(path, topics, reader.start_time, reader.end_time)
     except Exception as exc:  # a killed recording: no summary/footer
         try:
@@ -121,18 +117,14 @@ class Replayer:
             raise ReplayError(f"--rate must be positive, got {rate}")
         unknown = set(topics or ()) - set(bag.topics)
         if unknown:
-            raise ReplayError(
-                f"{bag.path} has no topic {', '.join(sorted(unknown))} (it has {', '.join(bag.topics)})"
-            )
+            raise ReplayError(f"{bag.path} has no topic {', '.join(sorted(unknown))} (it has {', '.join(bag.topics)})")
         self.node, self.bag, self.rate, self.loop = node, bag, rate, loop
         self.restamp = restamp_headers
         self.selected = list(topics) if topics else list(bag.topics)
         remap = dict(remap or {})
         self.out_topic = {t: remap.get(t, t) for t in self.selected}
         self.publishers = {
-            t: node.create_publisher(
-                message_class(bag.topics[t][0]), self.out_topic[t], to_rclpy_qos(bag.topics[t][1])
-            )
+            t: node.create_publisher(message_class(bag.topics[t][0]), self.out_topic[t], to_rclpy_qos(bag.topics[t][1]))
             for t in self.selected
         }
         self.counts: dict[str, int] = dict.fromkeys(self.selected, 0)
@@ -179,15 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (2 = twice as fast)")
     p.add_argument("--loop", action="store_true", help="start over at the end until Ctrl-C")
     p.add_argument("--topics", nargs="+", help="replay only these bag topics")
-    p.add_argument(
-        "--remap", action="append", default=[], metavar="FROM:=TO", help="publish a topic elsewhere"
-    )
+    p.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="publish a topic elsewhere")
     p.add_argument(
         "--robot-topics",
         action="store_true",
-        help="publish on the PR2 topic names ("
-        + ", ".join(f"{k} -> {v}" for k, v in ROBOT_TOPICS.items())
-        + ")",
+        help="publish on the PR2 topic names (" + ", ".join(f"{k} -> {v}" for k, v in ROBOT_TOPICS.items()) + ")",
     )
     p.add_argument("--restamp", action="store_true", help="set header stamps to the publishing time")
     p.add_argument(

@@ -92,9 +92,7 @@ def group_by_task(root: Path, family: str) -> tuple[dict[str, list[Path]], list[
     return tasks, skipped
 
 
-def score_all(
-    runner: PolicyRunner, root: Path, max_demos: int | None = None
-) -> tuple[list[TaskScore], list[dict]]:
+def score_all(runner: PolicyRunner, root: Path, max_demos: int | None = None) -> tuple[list[TaskScore], list[dict]]:
     """Adapt on the first usable demo of each task, score on the others (up to ``max_demos``)."""
     tasks, skipped = group_by_task(root, runner.family.name)
     results = []
@@ -139,9 +137,7 @@ def format_table(results: Sequence[TaskScore]) -> str:
         lines.append(f"{r.task_id:<34} {len(r.demos):>8} {r.mse:>10.5f} {r.cosine:>7.3f}  {r.adapt_demo}")
     if results:
         mse = np.mean([r.mse for r in results])
-        cos = (
-            np.nanmean([r.cosine for r in results]) if any(np.isfinite(r.cosine) for r in results) else np.nan
-        )
+        cos = np.nanmean([r.cosine for r in results]) if any(np.isfinite(r.cosine) for r in results) else np.nan
         lines.append(f"{'mean over ' + str(len(results)) + ' tasks':<34} {'':>8} {mse:>10.5f} {cos:>7.3f}")
     return "\n".join(lines)
 
@@ -197,12 +193,8 @@ def _finite(obj: Any) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="score_replay", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "demos", type=Path, help="directory of demo bags (recorder dataset_dir or generated demos)"
-    )
-    p.add_argument(
-        "--checkpoint", type=Path, required=True, help="checkpoint directory (safetensors + config)"
-    )
+    p.add_argument("demos", type=Path, help="directory of demo bags (recorder dataset_dir or generated demos)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint directory (safetensors + config)")
     p.add_argument("--out", type=Path, default=Path("eval/replay"), help="where scores.json/.txt/.png go")
     p.add_argument(
         "--demo-inputs",

@@ -66,9 +66,7 @@ def task_metadata(
 ) -> dict[str, Any]:
     """The task JSON stored in a demo bag (keys that :func:`mil_sim.demo_bag.read_episode` requires)."""
     topic_task = dict(topic_task or {})
-    objects = objects_from_params(
-        params.get("held", ""), params.get("target", ""), params.get("distractors", "")
-    )
+    objects = objects_from_params(params.get("held", ""), params.get("target", ""), params.get("distractors", ""))
     if not objects:
         objects = {str(k): str(v) for k, v in (topic_task.get("objects") or {}).items()}
     task_id = params.get("task_id") or topic_task.get("task_id") or ""

@@ -52,9 +52,7 @@ class StreamMsg:
 
 
 @cache
-def expert_episode(
-    task_id: str = "placing/train/0", trial_seed: int = 3, steps: int | None = None
-) -> Episode:
+def expert_episode(task_id: str = "placing/train/0", trial_seed: int = 3, steps: int | None = None) -> Episode:
     family = get_family("placing")
     env = family.make_env(family.task(task_id), trial_seed=trial_seed, render=False)
     try:
@@ -71,9 +69,7 @@ def stream_messages(episode: Episode, gripper_at_end: bool = True) -> list[Strea
     for i in range(len(episode)):
         t = i * dt_ns
         if i in frames:
-            out.append(
-                StreamMsg("image", t, fill_msg(Image(), episode.images[frames[i]], "rgb8", as_bytes=True))
-            )
+            out.append(StreamMsg("image", t, fill_msg(Image(), episode.images[frames[i]], "rgb8", as_bytes=True)))
         pose = PoseStamped()
         pose.header.frame_id = "base_link"
         p = episode.ee_poses[i]
@@ -122,9 +118,7 @@ def record_offline(
     ``mutate(key, msg)`` may change messages before they are serialized; ``skip`` leaves streams out,
     ``drop(key, offset_ns)`` single messages; ``compressed`` sends the camera as PNG CompressedImage.
     """
-    keys = [k for k in TOPICS if not (compressed and k == "image")] + (
-        ["compressed_image"] if compressed else []
-    )
+    keys = [k for k in TOPICS if not (compressed and k == "image")] + (["compressed_image"] if compressed else [])
     streams = [RecordedStream(BY_KEY[k], TOPICS.get(k, "/camera/compressed")) for k in keys]
     family = get_family("placing")
     params = {

@@ -43,9 +43,7 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mcap = db.raw_mcap_path(root / "broken" / "demo_truncated")
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
     # Missing topic: no end-effector commands were recorded (wrong command_topic, say).
-    record_offline(
-        root / "broken" / "demo_no_commands", episode, task_id="placing/train/3", skip=("command",)
-    )
+    record_offline(root / "broken" / "demo_no_commands", episode, task_id="placing/train/3", skip=("command",))
     # NaN pose: a broken tracker.
 
     def nan_pose(key: str, msg: Any) -> Any:
@@ -97,9 +95,7 @@ def test_cli_keeps_good_demos_and_reports_each_broken_one(
 
 def test_the_cache_is_what_training_loads(demos: Path, tmp_path: Path) -> None:
     assert main([str(demos), "--cache", str(tmp_path / "cache"), "--quiet"]) == 0
-    ds = load_dataset(
-        demos, DataConfig(family="placing", horizon=30), cache_root=tmp_path / "cache", progress=False
-    )
+    ds = load_dataset(demos, DataConfig(family="placing", horizon=30), cache_root=tmp_path / "cache", progress=False)
     assert ds.images.shape[1:] == (30, 90, 100, 3) and ds.states.shape[2] == 11
     assert isinstance(ds.images, np.memmap)
     recorded = [i for i, p in enumerate(ds.demo_paths) if p.startswith("teleop_a")]

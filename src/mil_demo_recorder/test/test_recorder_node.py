@@ -60,9 +60,7 @@ class Teleop:
         end = time.monotonic() + timeout
         while not cond():
             if time.monotonic() > end:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {what}; status {self.status[-1:]}"
-                )
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}; status {self.status[-1:]}")
             self.exec.spin_once(timeout_sec=0.02)
 
     def wait_connected(self, timeout: float = 20.0) -> None:

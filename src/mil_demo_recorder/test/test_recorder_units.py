@@ -78,9 +78,7 @@ def test_parameters_win_and_the_task_topic_fills_the_rest() -> None:
         "ana",
     )
     assert meta["task_from_topic"]
-    meta = _meta(
-        {"task_id": "mug_to_bowl", "held": "mug", "target": "bowl", "distractors": "plate, cup"}, topic
-    )
+    meta = _meta({"task_id": "mug_to_bowl", "held": "mug", "target": "bowl", "distractors": "plate, cup"}, topic)
     assert meta["task_id"] == "mug_to_bowl" and meta["split"] == "val"
     assert meta["objects"] == {
         "held": "mug",
@@ -169,9 +167,7 @@ def test_unset_header_stamps_fall_back_to_receipt_times(tmp_path: Path, episode:
 def test_compressed_camera_streams_are_decoded(tmp_path: Path, episode: Any) -> None:
     record_offline(tmp_path / "demo", episode, compressed=True)
     raw = db.read_raw_messages(tmp_path / "demo")
-    assert (
-        db.IMAGE_TOPIC not in raw.messages and len(raw.messages[db.COMPRESSED_IMAGE_TOPIC]) == EP_STEPS // 2
-    )
+    assert db.IMAGE_TOPIC not in raw.messages and len(raw.messages[db.COMPRESSED_IMAGE_TOPIC]) == EP_STEPS // 2
     ep = db.read_episode(tmp_path / "demo")
     np.testing.assert_array_equal(ep.images, episode.images)  # png is lossless
     np.testing.assert_array_equal(ep.image_times, episode.image_times)
@@ -225,9 +221,7 @@ def test_config_file_starts_the_node_and_ctrl_c_finalises_the_demo_as_interrupte
         assert not ok and "no task" in why
         from rclpy.parameter import Parameter
 
-        node.set_parameters(
-            [Parameter("task_id", value="placing/train/7"), Parameter("notes", value="first try")]
-        )
+        node.set_parameters([Parameter("task_id", value="placing/train/7"), Parameter("notes", value="first try")])
         ok, text = node.start_demo()
         assert ok, text
         assert node.start_demo() == (False, f"already recording {node.status()['demo']}")

@@ -105,9 +105,7 @@ def test_replay_publishes_every_message_in_order_with_original_timing(bags: Path
 
 
 def test_replay_reads_a_killed_recording_and_restamps(tmp_path: Path) -> None:
-    rec = record_offline(
-        tmp_path / "t" / "demo_killed", expert_episode("placing/train/0", 3, steps=40), finish=False
-    )
+    rec = record_offline(tmp_path / "t" / "demo_killed", expert_episode("placing/train/0", 3, steps=40), finish=False)
     while rec.queued:
         time.sleep(0.02)
     time.sleep(0.2)
@@ -129,9 +127,7 @@ def test_action_scores() -> None:
     assert cos == pytest.approx(-1.0) and mse == pytest.approx(8 / 9)
 
 
-def test_score_replay_writes_a_table_and_plot(
-    bags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_score_replay_writes_a_table_and_plot(bags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mil_policy.checkpoint import save_checkpoint
     from mil_policy.config import ConvLayer, DataConfig, MamlConfig, MilConfig, NetworkConfig
     from mil_policy.network import PolicyNetwork

@@ -49,8 +49,7 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, *x.shape[2:])
 
 
-def bc_loss(out: PolicyOutput, actions: torch.Tensor, targets: torch.Tensor | None,
-            config: MilConfig) -> torch.Tensor:
+def bc_loss(out: PolicyOutput, actions: torch.Tensor, targets: torch.Tensor | None, config: MilConfig) -> torch.Tensor:
     """MIL's outer loss (behaviour cloning + weighted target regression), so all methods share supervision."""
     loss = action_loss(out.actions, actions, config.maml.loss)
     if out.target is not None and targets is not None:
@@ -153,8 +152,9 @@ class LstmNetwork(nn.Module):
         self.demo_inputs = demo_inputs
         c = config
         target = c.target_dim if c.predict_target else 0
-        self.policy = PolicyNetwork(_trunk_config(c, state_dim=c.state_dim + c.lstm_hidden + target,
-                                                  predict_target=False))
+        self.policy = PolicyNetwork(
+            _trunk_config(c, state_dim=c.state_dim + c.lstm_hidden + target, predict_target=False)
+        )
         feat = self.policy.feature_dim
         enc_in = feat + (c.state_dim if self.reads_states else 0)
         enc_in += c.action_dim if self.reads_actions else 0
@@ -186,8 +186,9 @@ class LstmNetwork(nn.Module):
         """embedding (B, H), first frame (B, C, H, W) -> (B, target_dim)."""
         return self.target_head(torch.cat([self.policy.features(first), embedding], dim=-1))
 
-    def forward(self, embedding: torch.Tensor, images: torch.Tensor, states: torch.Tensor,
-                target: torch.Tensor | None = None) -> PolicyOutput:
+    def forward(
+        self, embedding: torch.Tensor, images: torch.Tensor, states: torch.Tensor, target: torch.Tensor | None = None
+    ) -> PolicyOutput:
         """embedding (B, H); images (B, T, C, H, W); states (B, T, S). ``target`` skips the target head
         (a rollout predicts it once, from its first frame)."""
         _check_frames(self.config, images)

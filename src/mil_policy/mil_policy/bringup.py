@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-bag", default="default", help="demo bag to adapt to ('default' = the shipped one)")
     p.add_argument("--demo-inputs", default="", help="full, no_actions or video_only ('' = the checkpoint's)")
     p.add_argument("--no-sim", action="store_true", help="do not start the sim (a real PR2 is connected)")
-    p.add_argument("--task-id", default="", help="sim task ('' = the demo's task; config/sim.yaml for the default demo)")
+    p.add_argument(
+        "--task-id", default="", help="sim task ('' = the demo's task; config/sim.yaml for the default demo)"
+    )
     p.add_argument("--trial-seed", type=int, default=None, help="sim scene layout ('' = config/sim.yaml's)")
     p.add_argument("--video", default="runs/place/rollout.mp4", help="rollout video path ('' = none)")
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
@@ -112,8 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.trial_seed is not None:
         sim_overrides["trial_seed"] = args.trial_seed
-    policy_overrides = {"demo_bag": demo_bag, "checkpoint": args.checkpoint, "demo_inputs": args.demo_inputs,
-                        "auto_start": True}
+    policy_overrides = {
+        "demo_bag": demo_bag,
+        "checkpoint": args.checkpoint,
+        "demo_inputs": args.demo_inputs,
+        "auto_start": True,
+    }
     rclpy.init()
     nodes: list[Node] = []
     executor = MultiThreadedExecutor(num_threads=4)
@@ -134,8 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         watcher.create_subscription(String, "/mil_policy/state", lambda m: states.append(json.loads(m.data)), latched)
         if args.video:
-            watcher.create_subscription(Image, policy.params["image_topic"],
-                                        lambda m: frames.append(msg_to_rgb(m)), qos_profile_sensor_data)
+            watcher.create_subscription(
+                Image, policy.params["image_topic"], lambda m: frames.append(msg_to_rgb(m)), qos_profile_sensor_data
+            )
         for n in (*nodes, watcher):
             executor.add_node(n)
         thread = threading.Thread(target=executor.spin, daemon=True)

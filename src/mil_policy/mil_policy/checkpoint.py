@@ -31,9 +31,13 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded: missing, pickled, corrupt, or not matching its config."""
 
 
-def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], config: MilConfig,
-                    extra: dict[str, object] | None = None,
-                    trainer_state: tuple[dict[str, torch.Tensor], dict[str, object]] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    state: dict[str, torch.Tensor],
+    config: MilConfig,
+    extra: dict[str, object] | None = None,
+    trainer_state: tuple[dict[str, torch.Tensor], dict[str, object]] | None = None,
+) -> Path:
     """Write atomically (temp dir + rename) so an interrupted save never leaves a half checkpoint.
 
     ``trainer_state`` (tensors, JSON counters) is what resuming needs beyond the weights (optimiser
@@ -98,8 +102,11 @@ def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: s
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
         raise CheckpointError(
             f"{source} does not match the network its config builds: "

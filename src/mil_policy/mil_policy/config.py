@@ -44,8 +44,13 @@ class NetworkConfig:
     state_dim: int = 11
     action_dim: int = 6
     conv: list[ConvLayer] = field(
-        default_factory=lambda: [ConvLayer(64, 3, 2), ConvLayer(64, 3, 2), ConvLayer(64, 3, 2),
-                                 ConvLayer(64, 3, 1), ConvLayer(64, 3, 1)]
+        default_factory=lambda: [
+            ConvLayer(64, 3, 2),
+            ConvLayer(64, 3, 2),
+            ConvLayer(64, 3, 2),
+            ConvLayer(64, 3, 1),
+            ConvLayer(64, 3, 1),
+        ]
     )
     spatial_softmax: bool = True  # False: flatten the last conv map (reaching, appendix A.1)
     fc: list[int] = field(default_factory=lambda: [100, 100])  # hidden layers; the output layer is extra

@@ -144,8 +144,9 @@ class MetaDataset:
             n_val = max(1, n_val)
         n_val = min(n_val, len(pool) - 1) if pool else 0
         perm = np.random.default_rng(seed).permutation(pool).tolist()
-        return TaskSplit(train=sorted(perm[n_val:]), val=sorted(perm[:n_val]), source="seeded fraction",
-                         held_out=held_out)
+        return TaskSplit(
+            train=sorted(perm[n_val:]), val=sorted(perm[:n_val]), source="seeded fraction", held_out=held_out
+        )
 
     def summary(self, max_reasons: int = 5) -> str:
         """One paragraph for the log: what was loaded and why demos were skipped."""
@@ -177,9 +178,7 @@ def check_compatible(dataset: MetaDataset, network: NetworkConfig) -> None:
     if dataset.state_dim != network.state_dim:
         problems.append(f"states have {dataset.state_dim} dims but network.state_dim is {network.state_dim}")
     if dataset.action_dim != network.action_dim:
-        problems.append(
-            f"actions have {dataset.action_dim} dims but network.action_dim is {network.action_dim}"
-        )
+        problems.append(f"actions have {dataset.action_dim} dims but network.action_dim is {network.action_dim}")
     if problems:
         raise DatasetError(f"dataset {dataset.root} does not fit the network config: " + "; ".join(problems))
 
@@ -232,8 +231,7 @@ def cache_key(root: Path, bags: Sequence[Path], data: DataConfig) -> str:
 
 def _config_name(data: DataConfig) -> str:
     """Cache subdirectory per data config, so caches of e.g. two horizons coexist in one root."""
-    doc = json.dumps([data.family, data.family_config, data.horizon, FORMAT_VERSION], sort_keys=True,
-                     default=str)
+    doc = json.dumps([data.family, data.family_config, data.horizon, FORMAT_VERSION], sort_keys=True, default=str)
     return f"{data.family}-T{data.horizon}-{hashlib.sha256(doc.encode()).hexdigest()[:10]}"
 
 
@@ -294,9 +292,16 @@ def _open_cache(path: Path, root: Path, key: str) -> MetaDataset | None:
     if arrays["images"].shape[0] == 0:  # cached an empty result: report it as the build would
         raise DatasetError(_no_usable_demos(root, skipped))
     return MetaDataset(
-        root=root, cache_dir=path, **arrays, task_ids=meta["task_ids"], task_splits=meta["task_splits"],
-        demo_paths=meta["demo_paths"], skipped=skipped, family=meta["family"],
-        family_config=meta["family_config"], horizon=meta["horizon"],
+        root=root,
+        cache_dir=path,
+        **arrays,
+        task_ids=meta["task_ids"],
+        task_splits=meta["task_splits"],
+        demo_paths=meta["demo_paths"],
+        skipped=skipped,
+        family=meta["family"],
+        family_config=meta["family_config"],
+        horizon=meta["horizon"],
     )
 
 
@@ -322,12 +327,12 @@ def _build(root: Path, bags: Sequence[Path], data: DataConfig, key: str, final: 
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a shared cache should be readable like a dir
     try:
-        staging = np.lib.format.open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8,
-                                            shape=(len(bags), T, h, w, 3))
+        staging = np.lib.format.open_memmap(
+            tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(bags), T, h, w, 3)
+        )
         good: list[_Good] = []
         skipped: list[SkippedDemo] = []
-        bar = tqdm(bags, desc=f"caching {data.family} demos", unit="demo", disable=not progress,
-                   file=sys.stderr)
+        bar = tqdm(bags, desc=f"caching {data.family} demos", unit="demo", disable=not progress, file=sys.stderr)
         for bag in bar:
             rel = bag.relative_to(root).as_posix()
             try:
@@ -342,8 +347,9 @@ def _build(root: Path, bags: Sequence[Path], data: DataConfig, key: str, final: 
                 skipped.append(SkippedDemo(rel, f"{type(exc).__name__}: {exc}"))
                 continue
             staging[len(good)] = arr.images
-            good.append(_Good(len(good), rel, episode.task.task_id, episode.task.split, arr.states,
-                              arr.actions, arr.target))
+            good.append(
+                _Good(len(good), rel, episode.task.task_id, episode.task.split, arr.states, arr.actions, arr.target)
+            )
         bar.close()
         good, task_ids, task_splits = _group_tasks(good, skipped)
         _write_arrays(tmp, staging, good, T, h, w, len(family.state_names), family.action_dim)
@@ -351,9 +357,15 @@ def _build(root: Path, bags: Sequence[Path], data: DataConfig, key: str, final: 
         (tmp / "staging.npy").unlink()
         skipped.sort(key=lambda s: s.path)
         meta = {
-            "key": key, "format_version": FORMAT_VERSION, "family": data.family,
-            "family_config": data.family_config, "horizon": T, "image_size": [w, h],
-            "task_ids": task_ids, "task_splits": task_splits, "demo_paths": [g.path for g in good],
+            "key": key,
+            "format_version": FORMAT_VERSION,
+            "family": data.family,
+            "family_config": data.family_config,
+            "horizon": T,
+            "image_size": [w, h],
+            "task_ids": task_ids,
+            "task_splits": task_splits,
+            "demo_paths": [g.path for g in good],
         }
         (tmp / SKIPPED).write_text(json.dumps([vars(s) for s in skipped], indent=1) + "\n")
         (tmp / META).write_text(json.dumps(meta, indent=1, default=str) + "\n")
@@ -362,15 +374,13 @@ def _build(root: Path, bags: Sequence[Path], data: DataConfig, key: str, final: 
         shutil.rmtree(tmp, ignore_errors=True)
     if skipped and progress:
         reasons = Counter(s.reason.split(":")[0] for s in skipped)
-        print(f"skipped {len(skipped)} of {len(bags)} demos ({dict(reasons)}); see {final / SKIPPED}",
-              file=sys.stderr)
+        print(f"skipped {len(skipped)} of {len(bags)} demos ({dict(reasons)}); see {final / SKIPPED}", file=sys.stderr)
 
 
 def _check_dims(states: np.ndarray, actions: np.ndarray, state_dim: int, action_dim: int) -> None:
     if states.shape[1] != state_dim or actions.shape[1] != action_dim:
         raise ValueError(
-            f"demo has state/action dims {states.shape[1]}/{actions.shape[1]}, the family has "
-            f"{state_dim}/{action_dim}"
+            f"demo has state/action dims {states.shape[1]}/{actions.shape[1]}, the family has {state_dim}/{action_dim}"
         )
 
 
@@ -384,8 +394,9 @@ def _group_tasks(good: list[_Good], skipped: list[SkippedDemo]) -> tuple[list[_G
     for task_id in sorted(by_task):
         demos = sorted(by_task[task_id], key=lambda g: g.path)
         if len(demos) < 2:
-            skipped += [SkippedDemo(g.path, f"only usable demo of task {task_id} (MIL needs >= 2 per task)")
-                        for g in demos]
+            skipped += [
+                SkippedDemo(g.path, f"only usable demo of task {task_id} (MIL needs >= 2 per task)") for g in demos
+            ]
             continue
         task_ids.append(task_id)
         task_splits.append(Counter(g.split for g in demos).most_common(1)[0][0])
@@ -393,20 +404,20 @@ def _group_tasks(good: list[_Good], skipped: list[SkippedDemo]) -> tuple[list[_G
     return kept, task_ids, task_splits
 
 
-def _write_arrays(tmp: Path, staging: np.ndarray, good: list[_Good], T: int, h: int, w: int,
-                  state_dim: int, action_dim: int) -> None:
+def _write_arrays(
+    tmp: Path, staging: np.ndarray, good: list[_Good], T: int, h: int, w: int, state_dim: int, action_dim: int
+) -> None:
     """Compact the kept demos into the final arrays (images streamed: they may exceed RAM)."""
-    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                       shape=(len(good), T, h, w, 3))
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(good), T, h, w, 3))
     for i, g in enumerate(good):
         images[i] = staging[g.slot]
     images.flush()
     del images
     task_of = {tid: i for i, tid in enumerate(dict.fromkeys(g.task_id for g in good))}
-    np.save(tmp / "states.npy", np.stack([g.states for g in good]) if good
-            else np.zeros((0, T, state_dim), np.float32))
-    np.save(tmp / "actions.npy", np.stack([g.actions for g in good]) if good
-            else np.zeros((0, T, action_dim), np.float32))
+    np.save(tmp / "states.npy", np.stack([g.states for g in good]) if good else np.zeros((0, T, state_dim), np.float32))
+    np.save(
+        tmp / "actions.npy", np.stack([g.actions for g in good]) if good else np.zeros((0, T, action_dim), np.float32)
+    )
     np.save(tmp / "targets.npy", np.stack([g.target for g in good]) if good else np.zeros((0, 2), np.float32))
     np.save(tmp / "task_index.npy", np.asarray([task_of[g.task_id] for g in good], dtype=np.int64))
 
@@ -480,8 +491,7 @@ class MetaBatchSampler:
     def sample_indices(self) -> MetaBatchIndices:
         m, need = self.meta_batch, self.shots + 1
         tasks = self.rng.choice(self.tasks, size=m, replace=False)
-        demos = np.stack([self.rng.choice(self.dataset.demos_of(int(t)), size=need, replace=False)
-                          for t in tasks])
+        demos = np.stack([self.rng.choice(self.dataset.demos_of(int(t)), size=need, replace=False) for t in tasks])
         frames = None
         T, f = self.dataset.horizon, self.frames_per_demo
         if f is not None and f < T:
@@ -498,8 +508,10 @@ class MetaBatchSampler:
         part = part or slice(None)
         demos = idx.demos[part]
         frames = None if idx.frames is None else idx.frames[part]
-        return (self._batch(demos[:, : self.shots], None if frames is None else frames[:, : self.shots]),
-                self._batch(demos[:, self.shots:], None if frames is None else frames[:, self.shots:]))
+        return (
+            self._batch(demos[:, : self.shots], None if frames is None else frames[:, : self.shots]),
+            self._batch(demos[:, self.shots :], None if frames is None else frames[:, self.shots :]),
+        )
 
     def sample(self, part: slice | None = None) -> tuple[DemoBatch, DemoBatch]:
         return self.load(self.sample_indices(), part)

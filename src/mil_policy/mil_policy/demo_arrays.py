@@ -43,7 +43,7 @@ def latest_image_index(image_times: np.ndarray, t: float) -> int:
     return max(i, 0)
 
 
-def demo_arrays(episode: Episode, horizon: int, preprocess, image_size: tuple[int, int]) -> DemoArrays:  # noqa: ANN001
+def demo_arrays(episode: Episode, horizon: int, preprocess, image_size: tuple[int, int]) -> DemoArrays:
     """Subsample ``episode`` to ``horizon`` steps; ``preprocess`` maps a camera image to a policy image."""
     if len(episode.images) == 0:
         raise DemoError("demo has no camera images")

@@ -87,19 +87,25 @@ def format_table(rows: Sequence[ConditionSummary]) -> str:
     """Fixed-width table: method, shots, demo inputs, successes / trials, rate, 95% Wilson CI."""
     header = ("method", "shots", "demo inputs", "success", "rate", "95% CI (Wilson)")
     body = [
-        (r.label, "-" if r.method == "random" else str(r.shots), r.demo_inputs, f"{r.successes}/{r.trials}",
-         f"{100 * r.rate:.1f}%", f"[{100 * r.ci_low:.1f}%, {100 * r.ci_high:.1f}%]")
+        (
+            r.label,
+            "-" if r.method == "random" else str(r.shots),
+            r.demo_inputs,
+            f"{r.successes}/{r.trials}",
+            f"{100 * r.rate:.1f}%",
+            f"[{100 * r.ci_low:.1f}%, {100 * r.ci_high:.1f}%]",
+        )
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in (header, *body)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def write_results(out: Path, rows: Sequence[ConditionSummary], trials: Sequence[TrialResult],
-                  meta: dict[str, Any]) -> dict[str, Path]:
+def write_results(
+    out: Path, rows: Sequence[ConditionSummary], trials: Sequence[TrialResult], meta: dict[str, Any]
+) -> dict[str, Path]:
     """results.json (settings, summary, every trial), results.csv (summary) and trials.csv."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "trials_csv": out / "trials.csv"}
@@ -125,8 +131,7 @@ def plot_success(rows: Sequence[ConditionSummary], path: Path, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [r.label if r.method == "random" else f"{r.label}\n{r.shots}-shot, {r.demo_inputs}"
-              for r in rows]
+    labels = [r.label if r.method == "random" else f"{r.label}\n{r.shots}-shot, {r.demo_inputs}" for r in rows]
     rates = [100 * r.rate for r in rows]
     err = [[max(0.0, 100 * (r.rate - r.ci_low)) for r in rows], [max(0.0, 100 * (r.ci_high - r.rate)) for r in rows]]
     methods = list(dict.fromkeys(r.label for r in rows))

@@ -163,17 +163,15 @@ def check_compatible(config: MilConfig, family: TaskFamily, source: str) -> None
             f"network expects {net.image_width}x{net.image_height} with {net.image_channels} channels"
         )
     if len(family.state_names) != net.state_dim:
-        problems.append(f"the family's state has {len(family.state_names)} entries, the network's "
-                        f"{net.state_dim}")
+        problems.append(f"the family's state has {len(family.state_names)} entries, the network's {net.state_dim}")
     if family.action_dim != net.action_dim:
-        problems.append(f"the family's actions have {family.action_dim} entries, the network's "
-                        f"{net.action_dim}")
+        problems.append(f"the family's actions have {family.action_dim} entries, the network's {net.action_dim}")
     if config.data.horizon > family.episode_steps:
-        problems.append(f"horizon {config.data.horizon} exceeds the family's {family.episode_steps} "
-                        "control steps")
+        problems.append(f"horizon {config.data.horizon} exceeds the family's {family.episode_steps} control steps")
     if problems:
         raise EvaluationError(
-            f"{source} does not fit family {family.name!r} as configured: " + "; ".join(problems)
+            f"{source} does not fit family {family.name!r} as configured: "
+            + "; ".join(problems)
             + " (was it trained on another family or family_config? see --family / --family-config)"
         )
 
@@ -190,8 +188,13 @@ def load_method(variant: Variant, device: str = "cpu") -> tuple[Method | None, M
     return method, config
 
 
-def make_variants(checkpoints: Sequence[str | Path], random: bool = False, demo_inputs: Sequence[str] = (),
-                  family: str | None = None, family_config: dict[str, Any] | None = None) -> list[Variant]:
+def make_variants(
+    checkpoints: Sequence[str | Path],
+    random: bool = False,
+    demo_inputs: Sequence[str] = (),
+    family: str | None = None,
+    family_config: dict[str, Any] | None = None,
+) -> list[Variant]:
     """Variants for checkpoints x demo inputs (default: each checkpoint's own), plus the random policy.
 
     Everything that can be wrong with a checkpoint is found here, before any rollout: unreadable
@@ -262,8 +265,7 @@ def trial_seeds(seed: int, task_index: int, trials: int) -> list[int]:
 # -------------------------------------------------------------------------------------------- demos
 
 
-def make_demos(family: TaskFamily, task_index: int, n: int, settings: EvalSettings,
-               avoid: set[int]) -> list[Episode]:
+def make_demos(family: TaskFamily, task_index: int, n: int, settings: EvalSettings, avoid: set[int]) -> list[Episode]:
     """``n`` successful expert demos of a task at trial seeds not in ``avoid`` (the evaluation trials)."""
     task = family.tasks(settings.split)[task_index]
     demos = []
@@ -302,8 +304,9 @@ def demo_batch(episodes: Sequence[Episode], family: TaskFamily, horizon: int) ->
 # ------------------------------------------------------------------------------------------ rollout
 
 
-def rollout(family: TaskFamily, env: Env, policy: ConditionedPolicy, policy_steps: np.ndarray,
-            record: bool = False) -> tuple[bool, list[np.ndarray], str | None]:
+def rollout(
+    family: TaskFamily, env: Env, policy: ConditionedPolicy, policy_steps: np.ndarray, record: bool = False
+) -> tuple[bool, list[np.ndarray], str | None]:
     """Run one trial: the policy acts at ``policy_steps``, each action is held until the next one.
 
     Returns (success, camera frames at the camera rate if ``record``, error). A non-finite action ends
@@ -377,12 +380,12 @@ class Evaluator:
             family = self.family(v)
             if v.method != RANDOM and _family_key(v) not in demos:
                 demos[_family_key(v)] = make_demos(family, unit.task_index, max(s.shots), s, avoid=set(seeds))
-            results += self._run_variant(v, family, unit.task_index, seeds, demos.get(_family_key(v), []),
-                                         on_trial)
+            results += self._run_variant(v, family, unit.task_index, seeds, demos.get(_family_key(v), []), on_trial)
         return results
 
-    def _conditions(self, v: Variant, family: TaskFamily, task_index: int,
-                    demos: list[Episode]) -> list[tuple[int, Callable[[int], ConditionedPolicy]]]:
+    def _conditions(
+        self, v: Variant, family: TaskFamily, task_index: int, demos: list[Episode]
+    ) -> list[tuple[int, Callable[[int], ConditionedPolicy]]]:
         """(shots, trial index -> policy) per condition; MIL adapts once per condition, not per trial."""
         s = self.settings
         method, config = self.method(v)
@@ -397,8 +400,15 @@ class Evaluator:
             conditions.append((n, lambda k, p=policy: p))
         return conditions
 
-    def _run_variant(self, v: Variant, family: TaskFamily, task_index: int, seeds: list[int],
-                     demos: list[Episode], on_trial: Callable[[], None] | None) -> list[TrialResult]:
+    def _run_variant(
+        self,
+        v: Variant,
+        family: TaskFamily,
+        task_index: int,
+        seeds: list[int],
+        demos: list[Episode],
+        on_trial: Callable[[], None] | None,
+    ) -> list[TrialResult]:
         s = self.settings
         task = family.tasks(s.split)[task_index]
         horizon = v.horizon or family.horizon  # the horizon the network was trained on
@@ -409,13 +419,23 @@ class Evaluator:
             for k, trial_seed in enumerate(seeds):
                 env = family.make_env(task, trial_seed, render=False)
                 try:
-                    success, frames, error = rollout(family, env, make_policy(k), policy_steps,
-                                                     record=s.videos > 0)
+                    success, frames, error = rollout(family, env, make_policy(k), policy_steps, record=s.videos > 0)
                 finally:
                     env.close()
                 demo_seeds = [d.trial_seed for d in demos[:shots]]
-                result = TrialResult(v.label, v.method, shots, v.demo_inputs, task.task_id, task_index,
-                                     k, trial_seed, demo_seeds, bool(success), error)
+                result = TrialResult(
+                    v.label,
+                    v.method,
+                    shots,
+                    v.demo_inputs,
+                    task.task_id,
+                    task_index,
+                    k,
+                    trial_seed,
+                    demo_seeds,
+                    bool(success),
+                    error,
+                )
                 if s.videos > 0 and s.out is not None and saved[result.success] < s.videos:
                     saved[result.success] += 1
                     result.video = self._save_video(result, frames, demos[0] if demos else None, family)
@@ -424,8 +444,7 @@ class Evaluator:
                     on_trial()
         return results
 
-    def _save_video(self, r: TrialResult, frames: list[np.ndarray], demo: Episode | None,
-                    family: TaskFamily) -> str:
+    def _save_video(self, r: TrialResult, frames: list[np.ndarray], demo: Episode | None, family: TaskFamily) -> str:
         assert self.settings.out is not None
         outcome = "success" if r.success else "failure"
         stem = _slug(f"{r.label}_{r.shots}shot_{r.demo_inputs}_{r.task_id}_trial{r.trial}_{outcome}")
@@ -475,8 +494,9 @@ def evaluate(variants: Sequence[Variant], settings: EvalSettings, progress: bool
     for v in variants:
         available = len(family_of(v).tasks(settings.split))
         if settings.tasks > available:
-            raise EvaluationError(f"{settings.tasks} tasks asked, family {v.family!r} has {available} "
-                                  f"{settings.split} tasks")
+            raise EvaluationError(
+                f"{settings.tasks} tasks asked, family {v.family!r} has {available} {settings.split} tasks"
+            )
     units = [Unit(i, tuple(variants)) for i in range(settings.tasks)]
     total = sum(settings.trials * (1 if v.method == RANDOM else len(settings.shots)) for v in variants)
     total *= settings.tasks
@@ -509,32 +529,56 @@ def _prune_videos(results: list[TrialResult], keep: int, out: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate", description=__doc__.split("\n\n")[0],
+        prog="evaluate",
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Writes results.json, results.csv, trials.csv, success.png (and videos/) under --out.",
     )
-    p.add_argument("--checkpoint", nargs="+", default=[], metavar="DIR",
-                   help="checkpoint directories (model.safetensors + config.json) to evaluate")
+    p.add_argument(
+        "--checkpoint",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="checkpoint directories (model.safetensors + config.json) to evaluate",
+    )
     p.add_argument("--method", choices=[RANDOM], help="also evaluate the random policy (needs no checkpoint)")
-    p.add_argument("--family",
-                   help="task family (default: the checkpoint's; required for --method random alone)")
-    p.add_argument("--family-config", type=json.loads, default=None, metavar="JSON",
-                   help="overrides of the family's config, e.g. '{\"episode_steps\": 30}'")
+    p.add_argument("--family", help="task family (default: the checkpoint's; required for --method random alone)")
+    p.add_argument(
+        "--family-config",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="overrides of the family's config, e.g. '{\"episode_steps\": 30}'",
+    )
     p.add_argument("--split", default="test", help="task split to evaluate on (default: test, held out)")
     p.add_argument("--tasks", type=int, help="first N tasks of the split (default: the paper's protocol)")
     p.add_argument("--trials", type=int, help="trials per task (default: the paper's protocol)")
     p.add_argument("--shots", type=int, nargs="+", default=[1], help="demos per task, e.g. --shots 1 5")
-    p.add_argument("--demo-inputs", nargs="+", choices=DEMO_INPUTS, default=[],
-                   help="what the demo provides (default: what each checkpoint was trained with); "
-                        "no_actions / video_only need a MIL checkpoint with inner_loss=learned_no_actions")
+    p.add_argument(
+        "--demo-inputs",
+        nargs="+",
+        choices=DEMO_INPUTS,
+        default=[],
+        help="what the demo provides (default: what each checkpoint was trained with); "
+        "no_actions / video_only need a MIL checkpoint with inner_loss=learned_no_actions",
+    )
     p.add_argument("--out", type=Path, default=Path("eval_results"), help="output directory")
-    p.add_argument("--videos", type=int, default=0, metavar="N",
-                   help="keep N rollout videos of successes and N of failures per condition (demo | rollout)")
+    p.add_argument(
+        "--videos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N rollout videos of successes and N of failures per condition (demo | rollout)",
+    )
     p.add_argument("--video-format", choices=["gif", "mp4"], default="gif")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (each loads the methods)")
     p.add_argument("--device", default="cpu", help="torch device for the policies: cpu, cuda, auto")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads in this process (default: torch's; workers use 1)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads in this process (default: torch's; workers use 1)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds the demo and trial layouts")
     p.add_argument("--expert-noise", type=float, default=1.0, help="noise of the demonstrating expert")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -560,16 +604,28 @@ def _main(args: argparse.Namespace) -> int:
         raise EvaluationError("--workers must be >= 1 and --videos >= 0")
     if args.family_config is not None and not isinstance(args.family_config, dict):
         raise EvaluationError("--family-config must be a JSON object")
-    variants = make_variants(args.checkpoint, random=args.method == RANDOM, demo_inputs=args.demo_inputs,
-                             family=args.family, family_config=args.family_config)
+    variants = make_variants(
+        args.checkpoint,
+        random=args.method == RANDOM,
+        demo_inputs=args.demo_inputs,
+        family=args.family,
+        family_config=args.family_config,
+    )
     families = {v.family for v in variants}
     if len(families) > 1:
         raise EvaluationError(f"checkpoints are for different families {sorted(families)}; pass --family")
     default_tasks, default_trials = PAPER_PROTOCOL.get(variants[0].family, (10, 4))
     settings = EvalSettings(
-        tasks=args.tasks or default_tasks, trials=args.trials or default_trials, shots=tuple(args.shots),
-        split=args.split, seed=args.seed, expert_noise=args.expert_noise, videos=args.videos,
-        video_format=args.video_format, out=args.out, workers=args.workers,
+        tasks=args.tasks or default_tasks,
+        trials=args.trials or default_trials,
+        shots=tuple(args.shots),
+        split=args.split,
+        seed=args.seed,
+        expert_noise=args.expert_noise,
+        videos=args.videos,
+        video_format=args.video_format,
+        out=args.out,
+        workers=args.workers,
         device=resolve_device(args.device),
     )
     trials = evaluate(variants, settings, progress=not args.no_progress)

@@ -46,7 +46,9 @@ class DemoBatch:
 
     def to(self, device: torch.device | str) -> DemoBatch:
         return DemoBatch(
-            self.images.to(device), self.states.to(device), self.actions.to(device),
+            self.images.to(device),
+            self.states.to(device),
+            self.actions.to(device),
             None if self.targets is None else self.targets.to(device),
         )
 
@@ -69,7 +71,7 @@ class MetaLearner:
         self.frozen = net.post_update_only()
 
     # ----------------------------------------------------------------------------------- losses
-    def _forward(self, params: Params, images: torch.Tensor, states: torch.Tensor):  # noqa: ANN202
+    def _forward(self, params: Params, images: torch.Tensor, states: torch.Tensor):
         return functional_call(self.net, params, (images, states))
 
     def inner_loss(self, params: Params, demo: DemoBatch) -> torch.Tensor:
@@ -114,11 +116,15 @@ class MetaLearner:
             keys = [k for k in params if k not in self.frozen]
             loss = self.inner_loss(params, demo)
             g = torch.autograd.grad(
-                loss, [params[k] for k in keys], create_graph=create_graph and not self.config.first_order,
+                loss,
+                [params[k] for k in keys],
+                create_graph=create_graph and not self.config.first_order,
                 allow_unused=True,
             )
-            params = self._step(params, {k: gi if gi is not None else torch.zeros_like(params[k])
-                                         for k, gi in zip(keys, g, strict=True)})
+            params = self._step(
+                params,
+                {k: gi if gi is not None else torch.zeros_like(params[k]) for k, gi in zip(keys, g, strict=True)},
+            )
         return params
 
     def _adapt_functional(self, params: Params, demo: DemoBatch) -> Params:
@@ -137,7 +143,9 @@ class MetaLearner:
     def task_meta_loss(self, params: Params, demo_a: DemoBatch, demo_b: DemoBatch) -> torch.Tensor:
         return self.outer_loss(self.adapt(params, demo_a), demo_b)
 
-    def meta_loss(self, params: Params, batch_a: DemoBatch, batch_b: DemoBatch, vectorized: bool = True) -> torch.Tensor:
+    def meta_loss(
+        self, params: Params, batch_a: DemoBatch, batch_b: DemoBatch, vectorized: bool = True
+    ) -> torch.Tensor:
         """Mean over the meta-batch of the post-adaptation loss; backward() gives the meta-gradient.
 
         batch_a: (M, N, ...) adaptation demos; batch_b: (M, N_b, ...) evaluation demos.
@@ -161,6 +169,7 @@ class MetaLearner:
 
 def _tensors(batch: DemoBatch) -> tuple[torch.Tensor | None, ...]:
     return (batch.images, batch.states, batch.actions, batch.targets)
+
 
 def parameters_of(net: torch.nn.Module) -> Params:
     """The network's parameters as a name -> tensor dict (the leaves the meta-optimiser updates)."""

@@ -49,7 +49,7 @@ class Method(ABC):
     def condition(self, demo: DemoBatch) -> ConditionedPolicy:
         """demo: tensors with a leading (N demos,) dim for one task."""
 
-    def after_backward(self) -> None:
+    def after_backward(self) -> None:  # noqa: B027 - optional hook, a no-op for most methods
         """Hook between backward() and the optimiser step (MIL clips the meta-gradient here)."""
 
 
@@ -106,8 +106,9 @@ class MilPolicy(ConditionedPolicy):
 class RandomMethod(Method):
     """The paper's random baseline: uniform actions within the family's bounds; nothing to train."""
 
-    def __init__(self, config: MilConfig, low: np.ndarray | None = None, high: np.ndarray | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, config: MilConfig, low: np.ndarray | None = None, high: np.ndarray | None = None, seed: int = 0
+    ) -> None:
         self.config = config
         self.module = nn.Module()
         a = config.network.action_dim
@@ -134,6 +135,6 @@ def build_method(config: MilConfig) -> Method:
         return MilMethod(config)
     if config.method == "random":
         return RandomMethod(config)
-    from mil_policy import baselines  # noqa: PLC0415 - baselines import this module
+    from mil_policy import baselines
 
     return baselines.build_baseline(config)

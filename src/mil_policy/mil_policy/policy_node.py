@@ -51,6 +51,7 @@ PARAMETERS = (
     ("publish_rate_hz", 20.0, "rate at which the current twist is re-sent (keeps the bridge watchdog fed)", True),
     ("image_timeout_s", 0.5, "fault when the newest camera image is older than this while running", True),
     ("state_timeout_s", 0.5, "fault when joint states or tool pose are older than this while running", True),
+    ("startup_timeout_s", 5.0, "after start, wait this long for the first image and state before faulting", True),
     ("device", "cpu", "torch device for adaptation and inference", True),
     ("base_frame_id", "base_link", "frame of the published twists", True),
     ("image_topic", "/head_mount_kinect/rgb/image_raw", "camera images", True),
@@ -79,7 +80,7 @@ class PolicyNode(Node):
         self._joint_index: dict[str, int] = {}
         self._twist = np.zeros(6)
         self._step = 0
-        self._control_step = 0
+        self._started_at = 0.0
         self._gripper_open = False
 
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -123,8 +124,9 @@ class PolicyNode(Node):
     def _load_checkpoint(self) -> None:
         path = self.params["checkpoint"] or str(default_checkpoint())
         try:
-            self.runner = PolicyRunner(path, demo_inputs=self.params["demo_inputs"] or None,
-                                       device=self.params["device"])
+            self.runner = PolicyRunner(
+                path, demo_inputs=self.params["demo_inputs"] or None, device=self.params["device"]
+            )
         except (ValueError, OSError) as exc:
             self.runner = None
             self._set_state(FAULT, f"cannot load checkpoint {path}: {exc}")
@@ -151,7 +153,7 @@ class PolicyNode(Node):
         assert self.runner is not None
         try:
             seconds = self.runner.adapt(self.runner.load_demo(Path(path)))
-        except Exception as exc:  # noqa: BLE001 - any failure must end in a reported fault, never a crash
+        except Exception as exc:
             self._set_state(FAULT, f"adaptation to {path} failed: {exc}")
             return
         self.get_logger().info(f"adapted to {path} in {seconds * 1e3:.0f} ms")
@@ -164,6 +166,7 @@ class PolicyNode(Node):
         assert self.runner is not None
         self.runner.reset()
         self._step = 0
+        self._started_at = self._now()
         self._gripper_open = False
         self._grip_pub.publish(Bool(data=False))
         self._set_state(RUNNING, "rolling out")
@@ -190,12 +193,19 @@ class PolicyNode(Node):
         self._tool = (self._now(), np.array([p.x, p.y, p.z]))
 
     def _stale(self) -> str | None:
+        """Why the inputs are not usable now, or None. A stream that never arrived is waited for until
+        ``startup_timeout_s`` after the start (reported as "waiting: ..."), then it is a fault."""
         now, p = self._now(), self.params
-        for name, item, limit in (("camera image", self._image, p["image_timeout_s"]),
-                                  ("joint states", self._q, p["state_timeout_s"]),
-                                  ("tool pose", self._tool, p["state_timeout_s"])):
+        for name, item, limit in (
+            ("camera image", self._image, p["image_timeout_s"]),
+            ("joint states", self._q, p["state_timeout_s"]),
+            ("tool pose", self._tool, p["state_timeout_s"]),
+        ):
             if item is None:
-                return f"no {name} received"
+                waited = now - self._started_at
+                if waited < p["startup_timeout_s"]:
+                    return f"waiting: no {name} yet"
+                return f"no {name} received in {waited:.1f} s"
             if now - item[0] > limit:
                 return f"{name} stale ({now - item[0]:.2f} s old, limit {limit:g} s)"
         return None
@@ -208,7 +218,8 @@ class PolicyNode(Node):
         if stale:
             self._twist = np.zeros(6)
             self._publish_twist()
-            self._set_state(FAULT, stale)
+            if not stale.startswith("waiting"):
+                self._set_state(FAULT, stale)
             return
         if self._step >= self.runner.horizon:
             self._finish()
@@ -275,8 +286,12 @@ class PolicyNode(Node):
 def main(argv: Sequence[str] | None = None) -> int:
     """``policy_node --params-file config/policy.yaml`` or ``ros2 run mil_policy policy_node --ros-args ...``."""
     return run_node(
-        "policy_node", NODE_NAME, lambda defaults: PolicyNode(parameter_defaults=defaults), argv,
-        description=__doc__.splitlines()[0], make_executor=lambda: MultiThreadedExecutor(num_threads=2),
+        "policy_node",
+        NODE_NAME,
+        lambda defaults: PolicyNode(parameter_defaults=defaults),
+        argv,
+        description=__doc__.splitlines()[0],
+        make_executor=lambda: MultiThreadedExecutor(num_threads=2),
         on_shutdown=lambda node: node.stop(),
     )
 

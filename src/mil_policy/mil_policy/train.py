@@ -70,17 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demos", type=Path, required=True, help="directory of demo bags (generate_demos --out)")
     p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and logs")
     p.add_argument("--iterations", type=int, help="total meta-iterations (overrides train.iterations)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. maml.inner_steps=2 (value parsed as YAML; repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. maml.inner_steps=2 (value parsed as YAML; repeatable)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint (fresh start if none)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                   help="overrides train.device (auto: the GPU if there is one)")
+    p.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="overrides train.device (auto: the GPU if there is one)"
+    )
     p.add_argument("--cache", type=Path, help="dataset cache directory (default DEMOS/.mil_cache)")
     p.add_argument("--rebuild-cache", action="store_true", help="rebuild the dataset cache even if current")
-    p.add_argument("--threads", type=int, help="torch intra-op CPU threads (default: torch's choice; 1 is "
-                   "fastest for small networks on a busy machine)")
-    p.add_argument("--val-batches", type=int, default=2,
-                   help="fixed validation meta-batches averaged per validation (default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op CPU threads (default: torch's choice; 1 is fastest for small networks on a busy machine)",
+    )
+    p.add_argument(
+        "--val-batches", type=int, default=2, help="fixed validation meta-batches averaged per validation (default 2)"
+    )
     return p
 
 
@@ -142,8 +153,13 @@ def _device_arg(args: argparse.Namespace) -> str:
 # ----------------------------------------------------------------------------------------- one step
 
 
-def meta_step(method: Method, optimizer: torch.optim.Optimizer, sampler: MetaBatchSampler,
-              dist_ctx: DistContext, stop: Callable[[], bool] | None = None) -> tuple[float, bool]:
+def meta_step(
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    sampler: MetaBatchSampler,
+    dist_ctx: DistContext,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[float, bool]:
     """One meta-update; returns (meta-loss over the whole meta-batch, whether any rank asked to stop).
 
     ``stop`` is asked after the update and shared with the loss's all-reduce, so all ranks stop after
@@ -218,8 +234,9 @@ class Trainer:
         resume_from = None
         if latest.exists():
             if not args.resume:
-                raise TrainError(f"{self.out} already holds a run ({latest}); pass --resume to continue it "
-                                 "or choose a new --out")
+                raise TrainError(
+                    f"{self.out} already holds a run ({latest}); pass --resume to continue it or choose a new --out"
+                )
             resume_from = latest
         elif args.resume:
             self._say(f"nothing to resume in {self.out}: starting a new run")
@@ -238,8 +255,10 @@ class Trainer:
         if resume_from is not None:
             saved = read_checkpoint(resume_from)[1]
             if (saved.method, saved.network) != (config.method, config.network):
-                raise TrainError(f"{resume_from} was trained with a different method/network config than "
-                                 "this run's; resume with the same --config (or none) or choose a new --out")
+                raise TrainError(
+                    f"{resume_from} was trained with a different method/network config than "
+                    "this run's; resume with the same --config (or none) or choose a new --out"
+                )
         if config.train.iterations < 0:
             raise ConfigError("train.iterations must be >= 0")
         return config, resume_from
@@ -251,8 +270,7 @@ class Trainer:
         dataset = None
         if self.dist.is_main:
             try:
-                dataset = load_dataset(self.args.demos, config.data, rebuild=self.args.rebuild_cache,
-                                       **kwargs)
+                dataset = load_dataset(self.args.demos, config.data, rebuild=self.args.rebuild_cache, **kwargs)
             except USER_ERRORS as exc:
                 error = exc
         if not self.dist.all_agree(error is None):
@@ -264,25 +282,43 @@ class Trainer:
         check_compatible(dataset, config.network)
         return dataset
 
-    def _samplers(self, config: MilConfig,
-                  dataset: MetaDataset) -> tuple[MetaBatchSampler, MetaBatchSampler | None]:
+    def _samplers(self, config: MilConfig, dataset: MetaDataset) -> tuple[MetaBatchSampler, MetaBatchSampler | None]:
         seed, maml = config.train.seed, config.maml
         split = dataset.split_tasks(config.data.val_fraction, seed)
         if maml.meta_batch < self.dist.world_size:
-            raise TrainError(f"maml.meta_batch={maml.meta_batch} is smaller than the {self.dist.world_size} "
-                             "ranks: every rank needs at least one task")
-        train = MetaBatchSampler(dataset, split.train, maml.meta_batch, maml.shots,
-                                 config.data.frames_per_demo, seed=seed, device=self.dist.device,
-                                 name="train")
+            raise TrainError(
+                f"maml.meta_batch={maml.meta_batch} is smaller than the {self.dist.world_size} "
+                "ranks: every rank needs at least one task"
+            )
+        train = MetaBatchSampler(
+            dataset,
+            split.train,
+            maml.meta_batch,
+            maml.shots,
+            config.data.frames_per_demo,
+            seed=seed,
+            device=self.dist.device,
+            name="train",
+        )
         n_val = sum(len(dataset.demos_of(t)) >= maml.shots + 1 for t in split.val)
         val = None
         if n_val and self.args.val_batches > 0:
-            val = MetaBatchSampler(dataset, split.val, min(maml.meta_batch, n_val), maml.shots, None,
-                                   seed=seed + 1, device=self.dist.device, name="val")
+            val = MetaBatchSampler(
+                dataset,
+                split.val,
+                min(maml.meta_batch, n_val),
+                maml.shots,
+                None,
+                seed=seed + 1,
+                device=self.dist.device,
+                name="val",
+            )
         else:
             self._say("warning: no validation tasks with enough demos: no val loss, no best/ checkpoint")
-        self._say(f"tasks: {len(split.train)} train, {len(split.val)} val, {len(split.held_out)} held out "
-                  f"(split by {split.source})")
+        self._say(
+            f"tasks: {len(split.train)} train, {len(split.val)} val, {len(split.held_out)} held out "
+            f"(split by {split.source})"
+        )
         return train, val
 
     # ------------------------------------------------------------------------------------- run
@@ -300,9 +336,14 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         self.dist.broadcast_module(self.method.module)
-        self.dataset_info = {"demos": str(self.args.demos), "family": dataset.family,
-                             "horizon": dataset.horizon, "image_size": list(dataset.image_size),
-                             "num_tasks": dataset.num_tasks, "num_demos": dataset.num_demos}
+        self.dataset_info = {
+            "demos": str(self.args.demos),
+            "family": dataset.family,
+            "horizon": dataset.horizon,
+            "image_size": list(dataset.image_size),
+            "num_tasks": dataset.num_tasks,
+            "num_demos": dataset.num_demos,
+        }
         log = None
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -311,8 +352,10 @@ class Trainer:
         start = self.progress.iteration
         if start:
             self._say(f"resuming {self.out} at iteration {start}")
-        self._say(f"training {config.method} on {self.dist.device} x{self.dist.world_size} for "
-                  f"{config.train.iterations} iterations")
+        self._say(
+            f"training {config.method} on {self.dist.device} x{self.dist.world_size} for "
+            f"{config.train.iterations} iterations"
+        )
         try:
             with self._signals():
                 interrupted = self._loop(log)
@@ -326,8 +369,10 @@ class Trainer:
             done = self.progress.iteration - start
             rate = f"{self.session_seconds / done:.3f} s/iteration" if done else "no iterations"
             state = "interrupted" if interrupted else "finished"
-            self._say(f"{state} at iteration {self.progress.iteration} ({done} this session, {rate}); "
-                      f"checkpoint {self.out / LATEST}" + (f", curve {png}" if png else ""))
+            self._say(
+                f"{state} at iteration {self.progress.iteration} ({done} this session, {rate}); "
+                f"checkpoint {self.out / LATEST}" + (f", curve {png}" if png else "")
+            )
         return EXIT_INTERRUPTED if interrupted else 0
 
     def _loop(self, log: TrainLog | None) -> bool:
@@ -335,20 +380,29 @@ class Trainer:
         cfg, p = self.config.train, self.progress
         total = cfg.iterations
         window: list[float] = []
-        bar = tqdm(total=total, initial=min(p.iteration, total), unit="it",
-                   desc=f"train {self.config.method}", disable=not self.dist.is_main, dynamic_ncols=True,
-                   file=sys.stderr)
+        bar = tqdm(
+            total=total,
+            initial=min(p.iteration, total),
+            unit="it",
+            desc=f"train {self.config.method}",
+            disable=not self.dist.is_main,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         session_start, seconds_before = time.monotonic(), p.seconds
         self.session_seconds = 0.0
         interrupted = False
         try:
             while p.iteration < total:
-                loss, stop = meta_step(self.method, self.optimizer, self.train_sampler, self.dist,
-                                       stop=lambda: self.stop_requested)
+                loss, stop = meta_step(
+                    self.method, self.optimizer, self.train_sampler, self.dist, stop=lambda: self.stop_requested
+                )
                 p.iteration += 1
                 if not math.isfinite(loss):
-                    raise TrainError(f"meta-loss became {loss} at iteration {p.iteration}; "
-                                     "lower maml.meta_lr or maml.inner_lr (checkpoint left at the last save)")
+                    raise TrainError(
+                        f"meta-loss became {loss} at iteration {p.iteration}; "
+                        "lower maml.meta_lr or maml.inner_lr (checkpoint left at the last save)"
+                    )
                 window.append(loss)
                 p.last_train = loss
                 val = None
@@ -363,8 +417,9 @@ class Trainer:
                 if periodic:
                     self._check_sync()
                 if self.dist.is_main:
-                    if log is not None and (p.iteration % cfg.log_every == 0 or val is not None
-                                            or p.iteration == total or stop):
+                    if log is not None and (
+                        p.iteration % cfg.log_every == 0 or val is not None or p.iteration == total or stop
+                    ):
                         log.log(p.iteration, float(np.mean(window)), val, p.seconds)
                         window = []
                     if val is not None and val < p.best_val:
@@ -394,16 +449,27 @@ class Trainer:
 
     def _save(self, path: Path, with_state: bool) -> None:
         p = self.progress
-        extra = {"iteration": p.iteration, "train_loss": p.last_train, "val_loss": p.last_val,
-                 "best_val_loss": None if math.isinf(p.best_val) else p.best_val,
-                 "world_size": self.dist.world_size, "dataset": self.dataset_info}
+        extra = {
+            "iteration": p.iteration,
+            "train_loss": p.last_train,
+            "val_loss": p.last_val,
+            "best_val_loss": None if math.isinf(p.best_val) else p.best_val,
+            "world_size": self.dist.world_size,
+            "dataset": self.dataset_info,
+        }
         state = None
         if with_state:
             opt_tensors, opt_meta = optimizer_to_flat(self.optimizer)
             rng_tensors, rng_meta = rng_to_flat({"train_sampler": self.train_sampler.rng})
-            counters = {"iteration": p.iteration, "best_val": None if math.isinf(p.best_val) else p.best_val,
-                        "seconds": p.seconds, "optimizer": opt_meta, "rng": rng_meta,
-                        "last_train": p.last_train, "last_val": p.last_val}
+            counters = {
+                "iteration": p.iteration,
+                "best_val": None if math.isinf(p.best_val) else p.best_val,
+                "seconds": p.seconds,
+                "optimizer": opt_meta,
+                "rng": rng_meta,
+                "last_train": p.last_train,
+                "last_val": p.last_val,
+            }
             state = ({**opt_tensors, **rng_tensors}, counters)
         save_checkpoint(path, self.method.module.state_dict(), self.config, extra, trainer_state=state)
 
@@ -423,12 +489,14 @@ class Trainer:
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
         """First Ctrl-C/SIGTERM: stop after this iteration and save; second Ctrl-C: abort at once."""
+
         def handler(signum: int, frame: object) -> None:
             if self.stop_requested and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.stop_requested = True
-            self._say(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration "
-                      "(Ctrl-C again to abort)")
+            self._say(
+                f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration (Ctrl-C again to abort)"
+            )
 
         previous = {}
         with contextlib.suppress(ValueError):  # not the main thread: leave signals alone

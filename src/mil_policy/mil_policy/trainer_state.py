@@ -30,12 +30,13 @@ def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                        meta: dict[str, Any]) -> None:
+def optimizer_from_flat(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith(OPTIM_PREFIX):
-            idx, name = key[len(OPTIM_PREFIX):].split(".", 1)
+            idx, name = key[len(OPTIM_PREFIX) :].split(".", 1)
             state.setdefault(int(idx), {})[name] = value
     for key, value in meta.get("scalars", {}).items():
         idx, name = key.split(".", 1)
@@ -51,8 +52,9 @@ def rng_to_flat(numpy_rngs: dict[str, np.random.Generator]) -> tuple[dict[str, t
     return tensors, {name: rng.bit_generator.state for name, rng in numpy_rngs.items()}
 
 
-def rng_from_flat(numpy_rngs: dict[str, np.random.Generator], tensors: dict[str, torch.Tensor],
-                  meta: dict[str, Any]) -> None:
+def rng_from_flat(
+    numpy_rngs: dict[str, np.random.Generator], tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
     if RNG_CPU in tensors:
         torch.set_rng_state(tensors[RNG_CPU])
     cuda = sorted(k for k in tensors if k.startswith(RNG_CUDA_PREFIX))

@@ -39,8 +39,9 @@ def _pad_height(img: np.ndarray, h: int) -> np.ndarray:
     return np.concatenate([img, np.zeros((h - img.shape[0], *img.shape[1:]), np.uint8)], axis=0)
 
 
-def write_rollout_video(path: Path, frames: Sequence[np.ndarray], demo: Sequence[np.ndarray] | None,
-                        fps: float) -> Path:
+def write_rollout_video(
+    path: Path, frames: Sequence[np.ndarray], demo: Sequence[np.ndarray] | None, fps: float
+) -> Path:
     """GIF (pillow) or MP4 (imageio-ffmpeg, H.264) by the suffix of ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     video = side_by_side(frames, demo)

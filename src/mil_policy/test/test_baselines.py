@@ -29,24 +29,35 @@ def _one_thread() -> object:
 
 
 def _config(method: str, network: dict[str, Any] | None = None, **maml: Any) -> MilConfig:
-    net = {"image_width": W, "image_height": H, "state_dim": S, "action_dim": A,
-           "conv": [{"filters": 4, "kernel": 3, "stride": 2}], "fc": [16], "lstm_hidden": 16,
-           **(network or {})}
-    return MilConfig.from_dict({"method": method, "network": net,
-                                "maml": {"inner_steps": 1, "inner_lr": 0.05, "loss": "mse", **maml}})
+    net = {
+        "image_width": W,
+        "image_height": H,
+        "state_dim": S,
+        "action_dim": A,
+        "conv": [{"filters": 4, "kernel": 3, "stride": 2}],
+        "fc": [16],
+        "lstm_hidden": 16,
+        **(network or {}),
+    }
+    return MilConfig.from_dict(
+        {"method": method, "network": net, "maml": {"inner_steps": 1, "inner_lr": 0.05, "loss": "mse", **maml}}
+    )
 
 
 def _batch(m: int, n: int, t: int = 4, seed: int = 0) -> DemoBatch:
     g = torch.Generator().manual_seed(seed)
-    return DemoBatch(torch.rand(m, n, t, 3, H, W, generator=g), torch.randn(m, n, t, S, generator=g),
-                     torch.randn(m, n, t, A, generator=g), torch.randn(m, n, 2, generator=g))
+    return DemoBatch(
+        torch.rand(m, n, t, 3, H, W, generator=g),
+        torch.randn(m, n, t, S, generator=g),
+        torch.randn(m, n, t, A, generator=g),
+        torch.randn(m, n, 2, generator=g),
+    )
 
 
 def _act(policy: Any, steps: int = 3) -> list[np.ndarray]:
     policy.reset()
     rng = np.random.default_rng(0)
-    return [policy.act(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), rng.standard_normal(S))
-            for _ in range(steps)]
+    return [policy.act(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), rng.standard_normal(S)) for _ in range(steps)]
 
 
 @pytest.mark.parametrize("method", ["contextual", "lstm"])
@@ -96,16 +107,19 @@ def _lstm_output(net: LstmNetwork, demo: DemoBatch, query: DemoBatch) -> torch.T
     ("demo_inputs", "reads_states", "reads_actions"),
     [("full", True, True), ("no_actions", True, False), ("video_only", False, False)],
 )
-def test_lstm_reads_only_the_granted_demo_inputs(demo_inputs: str, reads_states: bool,
-                                                 reads_actions: bool) -> None:
+def test_lstm_reads_only_the_granted_demo_inputs(demo_inputs: str, reads_states: bool, reads_actions: bool) -> None:
     torch.manual_seed(0)
     net = build_method(_config("lstm", demo_inputs=demo_inputs)).module
     demo, query = _batch(1, 1).task(0), _batch(1, 1, seed=1).task(0)
     base = _lstm_output(net, demo, query)
 
     def changed(**field: torch.Tensor) -> bool:
-        d = DemoBatch(field.get("images", demo.images), field.get("states", demo.states),
-                      field.get("actions", demo.actions), demo.targets)
+        d = DemoBatch(
+            field.get("images", demo.images),
+            field.get("states", demo.states),
+            field.get("actions", demo.actions),
+            demo.targets,
+        )
         return not torch.allclose(_lstm_output(net, d, query), base)
 
     assert changed(images=torch.rand_like(demo.images))
@@ -131,12 +145,10 @@ def test_n_shot_averages() -> None:
     """Contextual: the actions of the demos are averaged; LSTM: their embeddings are."""
     torch.manual_seed(0)
     two = _batch(1, 2).task(0)
-    firsts = [DemoBatch(two.images[i : i + 1], two.states[i : i + 1], two.actions[i : i + 1])
-              for i in range(2)]
+    firsts = [DemoBatch(two.images[i : i + 1], two.states[i : i + 1], two.actions[i : i + 1]) for i in range(2)]
     ctx = build_method(_config("contextual"))
     singles = [np.stack(_act(ctx.condition(d))) for d in firsts]
-    np.testing.assert_allclose(np.stack(_act(ctx.condition(two))), np.mean(singles, axis=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.stack(_act(ctx.condition(two))), np.mean(singles, axis=0), rtol=1e-5, atol=1e-6)
     lstm = build_method(_config("lstm"))
     with torch.no_grad():
         mean = lstm.module.embed(two).mean(0, keepdim=True)
@@ -188,8 +200,9 @@ def test_mil_ablations_are_config_variants(network: dict[str, Any], maml: dict[s
     assert all(np.all(np.isfinite(a)) for a in _act(m.condition(_batch(1, 1).task(0))))
 
 
-@pytest.mark.parametrize("name", ["train_reaching_contextual", "train_reaching_lstm", "train_reaching_no_bt",
-                                  "train_pushing_1head"])
+@pytest.mark.parametrize(
+    "name", ["train_reaching_contextual", "train_reaching_lstm", "train_reaching_no_bt", "train_pushing_1head"]
+)
 def test_presets_build(name: str) -> None:
     cfg = MilConfig.load(ROOT / "config" / f"{name}.yaml")
     assert build_method(cfg).config is cfg

@@ -19,16 +19,20 @@ def _launch_nodes() -> list[dict[str, object]]:
             files = [
                 c.args[0].elts[-1].value
                 for c in ast.walk(kw["parameters"])
-                if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "PathJoinSubstitution"
-                and isinstance(c.args[0], ast.List) and isinstance(c.args[0].elts[-1], ast.Constant)
+                if isinstance(c, ast.Call)
+                and getattr(c.func, "id", "") == "PathJoinSubstitution"
+                and isinstance(c.args[0], ast.List)
+                and isinstance(c.args[0].elts[-1], ast.Constant)
             ]
-            nodes.append({
-                "package": ast.literal_eval(kw["package"]),
-                "executable": ast.literal_eval(kw["executable"]),
-                "name": ast.literal_eval(kw["name"]),
-                "params_files": files,
-                "conditional": "condition" in kw,
-            })
+            nodes.append(
+                {
+                    "package": ast.literal_eval(kw["package"]),
+                    "executable": ast.literal_eval(kw["executable"]),
+                    "name": ast.literal_eval(kw["name"]),
+                    "params_files": files,
+                    "conditional": "condition" in kw,
+                }
+            )
     return nodes
 
 
@@ -49,6 +53,7 @@ def test_every_node_yaml_loads_and_executables_are_installed() -> None:
         assert (config_dir() / spec.params_file).is_file()
         assert node_defaults(spec), f"{spec.params_file} has no parameters for {spec.name}"
         setup = (ROOT / "src" / spec.package / "setup.py").read_text()
-        scripts = _ast.literal_eval(setup[setup.index("entry_points=") + len("entry_points="):setup.rindex(")")]
-                                    .rsplit(",", 1)[0])["console_scripts"]
+        scripts = _ast.literal_eval(
+            setup[setup.index("entry_points=") + len("entry_points=") : setup.rindex(")")].rsplit(",", 1)[0]
+        )["console_scripts"]
         assert any(s.split("=")[0].strip() == spec.executable for s in scripts)

@@ -34,8 +34,18 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 train tasks x 3 demos and 2 val tasks x 2 demos of the real reaching family (a few seconds)."""
     root = tmp_path_factory.mktemp("demos")
     for split, tasks, per_task in (("train", 3, 3), ("val", 2, 2)):
-        argv = ["--family", "reaching", "--split", split, "--tasks", str(tasks),
-                "--demos-per-task", str(per_task), "--out", str(root)]
+        argv = [
+            "--family",
+            "reaching",
+            "--split",
+            split,
+            "--tasks",
+            str(tasks),
+            "--demos-per-task",
+            str(per_task),
+            "--out",
+            str(root),
+        ]
         assert generate.main(argv) == 0
     return root
 
@@ -115,8 +125,10 @@ def test_broken_demos_are_skipped_and_reported(train_only: Path, capsys: pytest.
     nan_states[3, 1] = np.nan
     _write_variant(bag0, tasks[2] / "demo_3", states=nan_states)
     n = T - 2
-    short = {f: getattr(ep, f)[:n] for f in ("times", "states", "ee_poses", "joint_positions",
-                                              "joint_velocities", "gripper_open", "actions")}
+    short = {
+        f: getattr(ep, f)[:n]
+        for f in ("times", "states", "ee_poses", "joint_positions", "joint_velocities", "gripper_open", "actions")
+    }
     _write_variant(bag0, tasks[2] / "demo_4", **short, image_times=ep.image_times[:n], images=ep.images[:n])
     _write_variant(bag0, tasks[2] / "demo_5", images=np.ascontiguousarray(ep.images[:, ::2, ::2]))
 

@@ -29,8 +29,7 @@ META_BATCH = 3  # split 2 + 1 over two ranks: the uneven shares must be weighted
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demos")
-    argv = ["--family", "reaching", "--split", "train", "--tasks", "4", "--demos-per-task", "3",
-            "--out", str(root)]
+    argv = ["--family", "reaching", "--split", "train", "--tasks", "4", "--demos-per-task", "3", "--out", str(root)]
     assert generate.main(argv) == 0
     config = tiny_config()
     load_dataset(root, config.data, progress=False)  # build the cache once, before any worker starts
@@ -63,8 +62,9 @@ def two_steps(ctx: DistContext, demos: Path, init_seed: int) -> dict[str, np.nda
 
 
 def _worker(rank: int, world: int, port: int, demos: str, out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     try:
@@ -100,10 +100,32 @@ def test_two_gloo_ranks_match_a_single_process(demos: Path, tmp_path: Path) -> N
 
 
 def test_torchrun_trains_like_a_single_process(demos: Path, tmp_path: Path) -> None:
-    common = ["--config", str(CONFIG), "--demos", str(demos), "--iterations", "3",
-              "--set", f"maml.meta_batch={META_BATCH}", "--set", "data.frames_per_demo=4"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "mil_policy.train", *common, "--out", str(tmp_path / "ddp"), "--device", "cpu"]
+    common = [
+        "--config",
+        str(CONFIG),
+        "--demos",
+        str(demos),
+        "--iterations",
+        "3",
+        "--set",
+        f"maml.meta_batch={META_BATCH}",
+        "--set",
+        "data.frames_per_demo=4",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "mil_policy.train",
+        *common,
+        "--out",
+        str(tmp_path / "ddp"),
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -36,15 +36,26 @@ STEPS = 20  # reaching episodes of 1 s keep a rollout at ~0.1 s; the expert stil
 FAMILY_CONFIG = {"episode_steps": STEPS}
 
 
-def _config(method: str = "mil", network: dict[str, Any] | None = None, horizon: int = STEPS,
-            **maml: Any) -> MilConfig:
-    net = {"image_width": 80, "image_height": 64, "state_dim": 6, "action_dim": 2,
-           "conv": [{"filters": 4, "kernel": 3, "stride": 4}], "fc": [16], "bias_transform_dim": 4,
-           "lstm_hidden": 8, **(network or {})}
-    return MilConfig.from_dict({
-        "method": method, "network": net, "maml": {"inner_steps": 1, "inner_lr": 0.01, "loss": "mse", **maml},
-        "data": {"family": "reaching", "family_config": FAMILY_CONFIG, "horizon": horizon},
-    })
+def _config(method: str = "mil", network: dict[str, Any] | None = None, horizon: int = STEPS, **maml: Any) -> MilConfig:
+    net = {
+        "image_width": 80,
+        "image_height": 64,
+        "state_dim": 6,
+        "action_dim": 2,
+        "conv": [{"filters": 4, "kernel": 3, "stride": 4}],
+        "fc": [16],
+        "bias_transform_dim": 4,
+        "lstm_hidden": 8,
+        **(network or {}),
+    }
+    return MilConfig.from_dict(
+        {
+            "method": method,
+            "network": net,
+            "maml": {"inner_steps": 1, "inner_lr": 0.01, "loss": "mse", **maml},
+            "data": {"family": "reaching", "family_config": FAMILY_CONFIG, "horizon": horizon},
+        }
+    )
 
 
 def _checkpoint(path: Path, config: MilConfig) -> Path:
@@ -57,8 +68,10 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ckpt")
     return {
         "mil": _checkpoint(root / "mil_tiny", _config()),
-        "video": _checkpoint(root / "mil_video", _config(network={"two_head": True}, demo_inputs="video_only",
-                                                         inner_loss="learned_no_actions")),
+        "video": _checkpoint(
+            root / "mil_video",
+            _config(network={"two_head": True}, demo_inputs="video_only", inner_loss="learned_no_actions"),
+        ),
         "lstm": _checkpoint(root / "lstm_tiny", _config("lstm")),
         "lstm_video": _checkpoint(root / "lstm_video", _config("lstm", demo_inputs="video_only")),
         "contextual": _checkpoint(root / "contextual_tiny", _config("contextual")),
@@ -86,8 +99,7 @@ def test_summary_table_groups_conditions() -> None:
         return TrialResult(label, "mil", shots, "full", "t", 0, 0, 1, [2], ok)
 
     rows = summarize([trial("a", 1, True), trial("a", 1, False), trial("a", 5, True), trial("b", 1, False)])
-    assert [(r.label, r.shots, r.successes, r.trials) for r in rows] == [("a", 1, 1, 2), ("a", 5, 1, 1),
-                                                                          ("b", 1, 0, 1)]
+    assert [(r.label, r.shots, r.successes, r.trials) for r in rows] == [("a", 1, 1, 2), ("a", 5, 1, 1), ("b", 1, 0, 1)]
     table = format_table(rows)
     assert "1/2" in table and "50.0%" in table and "95% CI" in table
 
@@ -127,11 +139,32 @@ def test_strip_demo() -> None:
     assert video.targets is None
 
 
-def test_end_to_end_random_and_untrained_mil(checkpoints: dict[str, Path], tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_end_to_end_random_and_untrained_mil(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "eval"
-    rc = main(["--checkpoint", str(checkpoints["mil"]), "--method", "random", "--tasks", "2", "--trials", "2",
-               "--shots", "1", "2", "--out", str(out), "--videos", "1", "--no-progress", "--threads", "1"])
+    rc = main(
+        [
+            "--checkpoint",
+            str(checkpoints["mil"]),
+            "--method",
+            "random",
+            "--tasks",
+            "2",
+            "--trials",
+            "2",
+            "--shots",
+            "1",
+            "2",
+            "--out",
+            str(out),
+            "--videos",
+            "1",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0
     table = capsys.readouterr().out
     label = f"mil ({checkpoints['mil'].parent.name}/mil_tiny)"
@@ -160,8 +193,7 @@ def test_end_to_end_random_and_untrained_mil(checkpoints: dict[str, Path], tmp_p
     assert sorted(p.name for p in (out / "videos").iterdir()) == sorted(Path(v).name for v in videos)
     for cond in summary:
         for ok in (True, False):
-            assert sum(1 for t in trials if t["video"] and (t["label"], t["shots"]) == cond
-                       and t["success"] == ok) <= 1
+            assert sum(1 for t in trials if t["video"] and (t["label"], t["shots"]) == cond and t["success"] == ok) <= 1
     mil_video = next(v for t in trials if (v := t["video"]) and t["label"].startswith("mil"))
     frames = imageio.mimread(out / mil_video)
     assert len(frames) == STEPS + 1 and frames[0].shape[1] > 2 * 80  # demo beside the rollout
@@ -172,7 +204,8 @@ def test_demo_inputs_variants(checkpoints: dict[str, Path], tmp_path: Path) -> N
     ckpts = [checkpoints[k] for k in ("video", "lstm_video", "contextual")]
     variants = make_variants(ckpts, demo_inputs=["no_actions", "video_only"])
     assert [(v.method, v.demo_inputs) for v in variants] == [
-        (m, d) for m in ("mil", "lstm", "contextual") for d in ("no_actions", "video_only")]
+        (m, d) for m in ("mil", "lstm", "contextual") for d in ("no_actions", "video_only")
+    ]
     results = evaluate(variants, EvalSettings(tasks=1, trials=1, out=tmp_path), progress=False)
     assert [(r.method, r.demo_inputs) for r in results] == [(v.method, v.demo_inputs) for v in variants]
 
@@ -190,8 +223,7 @@ def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().err
 
 
-def test_clear_errors(checkpoints: dict[str, Path], tmp_path: Path,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_clear_errors(checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pickled = tmp_path / "policy.pt"
     torch.save({"w": torch.zeros(1)}, pickled)
     assert "pickled" in _error(["--checkpoint", str(pickled)], capsys)
@@ -208,11 +240,13 @@ def test_clear_errors(checkpoints: dict[str, Path], tmp_path: Path,
     err = _error(["--checkpoint", str(checkpoints["mil"]), "--demo-inputs", "no_actions"], capsys)
     assert "learned_no_actions" in err
     assert "cannot be given only 'video_only'" in _error(
-        ["--checkpoint", str(checkpoints["lstm"]), "--demo-inputs", "video_only"], capsys)
+        ["--checkpoint", str(checkpoints["lstm"]), "--demo-inputs", "video_only"], capsys
+    )
     assert "nothing to evaluate" in _error([], capsys)
     with pytest.raises(EvaluationError, match="has 150 test tasks"):
-        evaluate([Variant("random", "random", None, "none", "reaching")], EvalSettings(tasks=151, trials=1),
-                 progress=False)
+        evaluate(
+            [Variant("random", "random", None, "none", "reaching")], EvalSettings(tasks=151, trials=1), progress=False
+        )
 
 
 def test_mp4_video(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from mil_policy.maml import DemoBatch, MetaLearner, parameters_of
 from mil_policy.network import PolicyNetwork, PolicyOutput, SpatialSoftArgmax
 
 
-
 @pytest.fixture(autouse=True)
 def _float64() -> object:
     """Exact comparisons need double precision; restore the default for other test modules."""
@@ -44,8 +43,9 @@ def _scalar_demo(x: float, y: float) -> DemoBatch:
 def test_meta_gradient_matches_hand_computation(first_order: bool) -> None:
     w, alpha, (xa, ya), (xb, yb) = 0.7, 0.1, (1.5, 2.0), (-0.8, 0.3)
     net = ScalarPolicy(w)
-    learner = MetaLearner(net, MamlConfig(inner_steps=1, inner_lr=alpha, inner_grad_clip=None, loss="mse",
-                                          first_order=first_order))
+    learner = MetaLearner(
+        net, MamlConfig(inner_steps=1, inner_lr=alpha, inner_grad_clip=None, loss="mse", first_order=first_order)
+    )
     loss = learner.task_meta_loss(parameters_of(net), _scalar_demo(xa, ya), _scalar_demo(xb, yb))
     loss.backward()
     g_inner = 2 * xa * (w * xa - ya)
@@ -78,15 +78,26 @@ def test_inner_gradient_is_clipped_elementwise() -> None:
 
 def _tiny_net(**kw: object) -> PolicyNetwork:
     torch.manual_seed(0)
-    cfg = NetworkConfig(image_width=12, image_height=10, state_dim=3, action_dim=2,
-                        conv=[ConvLayer(4, 3, 2), ConvLayer(4, 3, 1)], fc=[8], **kw)
+    cfg = NetworkConfig(
+        image_width=12,
+        image_height=10,
+        state_dim=3,
+        action_dim=2,
+        conv=[ConvLayer(4, 3, 2), ConvLayer(4, 3, 1)],
+        fc=[8],
+        **kw,
+    )
     return PolicyNetwork(cfg)
 
 
 def _batch(m: int, n: int, t: int = 4, seed: int = 0) -> DemoBatch:
     g = torch.Generator().manual_seed(seed)
-    return DemoBatch(torch.rand(m, n, t, 3, 10, 12, generator=g), torch.randn(m, n, t, 3, generator=g),
-                     torch.randn(m, n, t, 2, generator=g), torch.randn(m, n, 2, generator=g))
+    return DemoBatch(
+        torch.rand(m, n, t, 3, 10, 12, generator=g),
+        torch.randn(m, n, t, 3, generator=g),
+        torch.randn(m, n, t, 2, generator=g),
+        torch.randn(m, n, 2, generator=g),
+    )
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,9 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("policy_node")
     torch.manual_seed(0)
     cfg = MilConfig(
-        network=NetworkConfig(conv=[ConvLayer(4, 3, 2), ConvLayer(4, 3, 2)], fc=[16], bias_transform_dim=4,
-                              predict_target=True),
+        network=NetworkConfig(
+            conv=[ConvLayer(4, 3, 2), ConvLayer(4, 3, 2)], fc=[16], bias_transform_dim=4, predict_target=True
+        ),
         maml=MamlConfig(inner_steps=1, meta_batch=2),
         data=DataConfig(family="placing", horizon=30),
     )
@@ -49,12 +50,18 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_episode(root / "demo", episode, state_names=family.state_names)
     small = get_family("placing", camera_width=160, camera_height=120, downsample=1)
     env = small.make_env(small.task(TASK), trial_seed=5, render=False)
-    write_episode(root / "demo_small", run_episode(small, env, small.make_expert(env, seed=0)),
-                  state_names=small.state_names)
+    write_episode(
+        root / "demo_small", run_episode(small, env, small.make_expert(env, seed=0)), state_names=small.state_names
+    )
     (root / "corrupt").mkdir()
     (root / "corrupt" / "corrupt.mcap").write_bytes(b"\x89MCAP0\r\n not really")
-    return {"root": root, "ckpt": root / "ckpt", "demo": root / "demo", "demo_small": root / "demo_small",
-            "corrupt": root / "corrupt"}
+    return {
+        "root": root,
+        "ckpt": root / "ckpt",
+        "demo": root / "demo",
+        "demo_small": root / "demo_small",
+        "corrupt": root / "corrupt",
+    }
 
 
 class System:
@@ -95,12 +102,18 @@ class System:
         self.joints: list[np.ndarray] = []
         self.arm_cmds: list[tuple[float, list[float]]] = []
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.probe.create_subscription(String, "/mil_policy/state", lambda m: self.states.append(json.loads(m.data)),
-                                       latched)
-        self.probe.create_subscription(JointState, "/joint_states",
-                                       lambda m: self.joints.append(np.array(m.position[:7])), 50)
-        self.probe.create_subscription(Float64MultiArray, "/r_arm_velocity_controller/commands",
-                                       lambda m: self.arm_cmds.append((time.monotonic(), list(m.data))), 100)
+        self.probe.create_subscription(
+            String, "/mil_policy/state", lambda m: self.states.append(json.loads(m.data)), latched
+        )
+        self.probe.create_subscription(
+            JointState, "/joint_states", lambda m: self.joints.append(np.array(m.position[:7])), 50
+        )
+        self.probe.create_subscription(
+            Float64MultiArray,
+            "/r_arm_velocity_controller/commands",
+            lambda m: self.arm_cmds.append((time.monotonic(), list(m.data))),
+            100,
+        )
 
     def _spin(self, executor: Any, nodes: list[Any]) -> None:
         for n in nodes:
@@ -156,8 +169,9 @@ def make_system(domain_id: int) -> Iterator[Callable[..., System]]:
         s.close()
 
 
-def test_adapts_drives_the_arm_and_stops_when_the_camera_dies(assets: dict[str, Path],
-                                                              make_system: Callable[..., System]) -> None:
+def test_adapts_drives_the_arm_and_stops_when_the_camera_dies(
+    assets: dict[str, Path], make_system: Callable[..., System]
+) -> None:
     sys_ = make_system({"checkpoint": str(assets["ckpt"]), "demo_bag": str(assets["demo"])})
     sys_.spin_until(lambda: sys_.state() == "running", 60.0, "adaptation and start")
     assert sys_.states[-1]["adapt_seconds"] > 0
@@ -180,8 +194,9 @@ def test_adapts_drives_the_arm_and_stops_when_the_camera_dies(assets: dict[str, 
     ("demo", "match"),
     [("missing", "does not exist|not found|no such"), ("corrupt", "not a rosbag2 bag"), ("demo_small", "expected")],
 )
-def test_bad_demo_faults_and_the_arm_does_not_move(assets: dict[str, Path], make_system: Callable[..., System],
-                                                   demo: str, match: str) -> None:
+def test_bad_demo_faults_and_the_arm_does_not_move(
+    assets: dict[str, Path], make_system: Callable[..., System], demo: str, match: str
+) -> None:
     bag = str(assets["root"] / "missing") if demo == "missing" else str(assets[demo])
     sys_ = make_system({"checkpoint": str(assets["ckpt"]), "demo_bag": bag})
     sys_.spin_until(lambda: sys_.state() == "fault", 30.0, "a fault")
@@ -197,11 +212,24 @@ def test_bad_demo_faults_and_the_arm_does_not_move(assets: dict[str, Path], make
 
 
 @pytest.mark.parametrize(("ckpt", "match"), [("nope", "does not exist"), ("model.pt", "pickled")])
-def test_unknown_or_pickled_checkpoint_faults(assets: dict[str, Path], make_system: Callable[..., System],
-                                             ckpt: str, match: str) -> None:
+def test_unknown_or_pickled_checkpoint_faults(
+    assets: dict[str, Path], make_system: Callable[..., System], ckpt: str, match: str
+) -> None:
     path = assets["root"] / ckpt
     if ckpt.endswith(".pt"):
         torch.save({"w": torch.zeros(1)}, path)
     sys_ = make_system({"checkpoint": str(path), "demo_bag": str(assets["demo"])}, with_sim=False)
     sys_.spin_until(lambda: sys_.state() == "fault", 10.0, "a fault")
     assert match in sys_.states[-1]["detail"]
+
+
+def test_waits_for_the_camera_then_faults_if_it_never_comes(
+    assets: dict[str, Path], make_system: Callable[..., System]
+) -> None:
+    sys_ = make_system(
+        {"checkpoint": str(assets["ckpt"]), "demo_bag": str(assets["demo"]), "startup_timeout_s": 1.0},
+        with_sim=False,
+    )
+    sys_.spin_until(lambda: sys_.state() == "running", 60.0, "adaptation and start")
+    sys_.spin_until(lambda: sys_.state() == "fault", 10.0, "the startup timeout")
+    assert "no camera image received" in sys_.states[-1]["detail"]

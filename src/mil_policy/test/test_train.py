@@ -22,15 +22,13 @@ CONFIG = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 reaching train tasks x 3 demos; the tiny config holds 1 of the 4 tasks out for validation."""
     root = tmp_path_factory.mktemp("demos")
-    argv = ["--family", "reaching", "--split", "train", "--tasks", "4", "--demos-per-task", "3",
-            "--out", str(root)]
+    argv = ["--family", "reaching", "--split", "train", "--tasks", "4", "--demos-per-task", "3", "--out", str(root)]
     assert generate.main(argv) == 0
     return root
 
 
 def run(demos: Path, out: Path, *extra: str) -> int:
-    return train.main(["--config", str(CONFIG), "--demos", str(demos), "--out", str(out), "--threads", "1",
-                       *extra])
+    return train.main(["--config", str(CONFIG), "--demos", str(demos), "--out", str(out), "--threads", "1", *extra])
 
 
 def metrics(out: Path) -> list[dict[str, str]]:
@@ -65,8 +63,10 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(demos: Path, tmp_pat
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run(demos, straight, "--iterations", "5") == 0
     assert run(demos, resumed, "--iterations", "3") == 0
-    assert train.main(["--demos", str(demos), "--out", str(resumed), "--resume", "--iterations", "5",
-                       "--threads", "1"]) == 0  # config from the checkpoint
+    assert (
+        train.main(["--demos", str(demos), "--out", str(resumed), "--resume", "--iterations", "5", "--threads", "1"])
+        == 0
+    )  # config from the checkpoint
     assert [r["iteration"] for r in metrics(resumed)] == ["1", "2", "3", "4", "5"]
     a, _, _meta = read_checkpoint(straight / "checkpoint")
     b, _, meta_b = read_checkpoint(resumed / "checkpoint")
@@ -111,8 +111,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
         (["--set", "maml.inner_steps"], "KEY=VALUE"),
     ],
 )
-def test_clear_errors(demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str],
-                      message: str) -> None:
+def test_clear_errors(
+    demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
+) -> None:
     assert run(demos, tmp_path / "run", *extra) == 2
     err = capsys.readouterr().err
     assert err.count("train: error:") == 1

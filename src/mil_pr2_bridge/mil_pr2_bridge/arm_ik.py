@@ -21,8 +21,9 @@ TOOL_SITE = "r_gripper_tool_frame"
 class ArmIK:
     """Differential IK for the PR2 right arm; positions in the arm's base frame (base_link)."""
 
-    def __init__(self, damping: float = 0.05, limit_margin: float = 0.02,
-                 velocity_limits: np.ndarray | None = None) -> None:
+    def __init__(
+        self, damping: float = 0.05, limit_margin: float = 0.02, velocity_limits: np.ndarray | None = None
+    ) -> None:
         xml = f'<mujoco><option gravity="0 0 0"/><worldbody>{arm_mjcf()}</worldbody></mujoco>'
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)

@@ -62,9 +62,12 @@ class BridgeNode(Node):
         try:
             p = declare_parameters(self, PARAMETERS, parameter_defaults)
             safety = SafetyConfig(
-                max_linear_speed=p["max_linear_speed"], max_angular_speed=p["max_angular_speed"],
-                workspace_min=p["workspace_min"], workspace_max=p["workspace_max"],
-                watchdog_timeout=p["watchdog_timeout_s"], state_timeout=p["state_timeout_s"],
+                max_linear_speed=p["max_linear_speed"],
+                max_angular_speed=p["max_angular_speed"],
+                workspace_min=p["workspace_min"],
+                workspace_max=p["workspace_max"],
+                watchdog_timeout=p["watchdog_timeout_s"],
+                state_timeout=p["state_timeout_s"],
             )
         except (NodeConfigError, ValueError):
             super().destroy_node()
@@ -93,8 +96,10 @@ class BridgeNode(Node):
     def _on_twist(self, msg: TwistStamped) -> None:
         frame = msg.header.frame_id
         if frame not in ("", self.params["base_frame_id"]):
-            self.get_logger().warning(f"rejected twist in frame {frame!r}; expected {self.params['base_frame_id']!r}",
-                                      throttle_duration_sec=2.0)
+            self.get_logger().warning(
+                f"rejected twist in frame {frame!r}; expected {self.params['base_frame_id']!r}",
+                throttle_duration_sec=2.0,
+            )
             return
         t, w = msg.twist.linear, msg.twist.angular
         try:
@@ -155,8 +160,12 @@ class BridgeNode(Node):
 def main(argv: Sequence[str] | None = None) -> int:
     """``bridge_node --params-file config/bridge.yaml`` (pip mode) or ``ros2 run mil_pr2_bridge bridge_node``."""
     return run_node(
-        "bridge_node", NODE_NAME, lambda defaults: BridgeNode(parameter_defaults=defaults), argv,
-        description=__doc__.splitlines()[0], on_shutdown=lambda node: node.stop_arm(),
+        "bridge_node",
+        NODE_NAME,
+        lambda defaults: BridgeNode(parameter_defaults=defaults),
+        argv,
+        description=__doc__.splitlines()[0],
+        on_shutdown=lambda node: node.stop_arm(),
     )
 
 

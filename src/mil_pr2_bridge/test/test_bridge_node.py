@@ -49,16 +49,19 @@ class Rig:
         self.status: list[str] = []
         self.node.create_subscription(PoseStamped, "/r_gripper_tool_frame/pose", self.poses.append, 50)
         self.node.create_subscription(
-            Float64MultiArray, "/r_arm_velocity_controller/commands",
-            lambda m: self.commands.append((time.monotonic(), list(m.data))), 100,
+            Float64MultiArray,
+            "/r_arm_velocity_controller/commands",
+            lambda m: self.commands.append((time.monotonic(), list(m.data))),
+            100,
         )
         self.node.create_subscription(String, "/mil_pr2_bridge/status", lambda m: self.status.append(m.data), 10)
         self.twist_pub = self.node.create_publisher(TwistStamped, "/ee_cmd_vel", 10)
         self.estop_pub = self.node.create_publisher(Bool, "/estop", 10)
         self.TwistStamped, self.Bool = TwistStamped, Bool
 
-    def spin_until(self, cond: Callable[[], bool], timeout: float, what: str,
-                   every: Callable[[], None] | None = None) -> None:
+    def spin_until(
+        self, cond: Callable[[], bool], timeout: float, what: str, every: Callable[[], None] | None = None
+    ) -> None:
         end = time.monotonic() + timeout
         while not cond():
             if time.monotonic() > end:

@@ -150,9 +150,7 @@ def write_episode(
     return path
 
 
-def episode_metadata(
-    episode: Episode, state_names: Sequence[str] | None, start_ns: int, source: str
-) -> dict[str, Any]:
+def episode_metadata(episode: Episode, state_names: Sequence[str] | None, start_ns: int, source: str) -> dict[str, Any]:
     """The task JSON of a bag: everything needed to rebuild the Episode besides the streams."""
     meta: dict[str, Any] = json.loads(episode.task.to_json())
     cam_h, cam_w = episode.images.shape[1:3]
@@ -192,9 +190,7 @@ def _check_episode(ep: Episode, state_names: Sequence[str] | None) -> None:
     """Reject episodes the reader could not rebuild identically, before anything touches the disk."""
     n = len(ep.times)
     if ep.action_kind not in ACTION_TOPICS:
-        raise DemoBagError(
-            f"unknown action_kind {ep.action_kind!r}; expected one of {', '.join(ACTION_TOPICS)}"
-        )
+        raise DemoBagError(f"unknown action_kind {ep.action_kind!r}; expected one of {', '.join(ACTION_TOPICS)}")
     shapes = {
         "states": (ep.states, np.float32, 2),
         "ee_poses": (ep.ee_poses, np.float64, 2),
@@ -207,9 +203,7 @@ def _check_episode(ep: Episode, state_names: Sequence[str] | None) -> None:
     for name, (arr, dtype, ndim) in shapes.items():
         if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != ndim or len(arr) != n:
             got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
-            raise DemoBagError(
-                f"Episode.{name} must be a {ndim}-D {np.dtype(dtype)} array of length {n}, got {got}"
-            )
+            raise DemoBagError(f"Episode.{name} must be a {ndim}-D {np.dtype(dtype)} array of length {n}, got {got}")
     _check_shape("ee_poses", ep.ee_poses.shape[1], 7)
     _check_shape("joint_positions", ep.joint_positions.shape[1], len(ep.joint_names))
     _check_shape("joint_velocities", ep.joint_velocities.shape[1], len(ep.joint_names))
@@ -261,8 +255,7 @@ def _write_bag(path: Path, ep: Episode, meta: dict[str, Any], start_ns: int, com
     with writer:
         writer.set_custom_data(CUSTOM_DATA_KEY, task_json)
         conns = {
-            t: writer.add_connection(t, MSGTYPES[t], typestore=ts, offered_qos_profiles=[DEFAULT_QOS])
-            for t in topics
+            t: writer.add_connection(t, MSGTYPES[t], typestore=ts, offered_qos_profiles=[DEFAULT_QOS]) for t in topics
         }
 
         def put(topic: str, stamp: int, msg: object) -> None:
@@ -352,11 +345,7 @@ class _StepEncoder:
     def effort(self, stamp: int, a: np.ndarray) -> Any:
         # Name the efforts after the joints when they line up; otherwise generic names keep the
         # JointState invariant "name and effort have the same length".
-        names = (
-            self.ep.joint_names
-            if len(a) == len(self.ep.joint_names)
-            else [f"effort_{k}" for k in range(len(a))]
-        )
+        names = self.ep.joint_names if len(a) == len(self.ep.joint_names) else [f"effort_{k}" for k in range(len(a))]
         return self._t(MSGTYPES[JOINT_EFFORT_CMD_TOPIC])(
             header=self.header(stamp, ""),
             name=list(names),
@@ -451,9 +440,7 @@ def _parse_task_json(path: Path, text: str) -> dict[str, Any]:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DemoBagError(f"{path}: task metadata is not valid JSON ({exc})") from None
-    missing = [
-        k for k in ("family", "task_id", "split", "objects", "trial_seed", "action_kind") if k not in meta
-    ]
+    missing = [k for k in ("family", "task_id", "split", "objects", "trial_seed", "action_kind") if k not in meta]
     if missing:
         raise DemoBagError(f"{path}: task metadata lacks {', '.join(missing)}")
     return meta
@@ -490,9 +477,7 @@ def _deserialize(path: Path, raw: bytes, msgtype: str) -> Any:
     try:
         return typestore().deserialize_cdr(raw, msgtype)
     except Exception as exc:
-        raise DemoBagError(
-            f"{path}: cannot decode a {msgtype} message ({type(exc).__name__}: {exc})"
-        ) from None
+        raise DemoBagError(f"{path}: cannot decode a {msgtype} message ({type(exc).__name__}: {exc})") from None
 
 
 def _read_topics(path: Path, reader: Reader, topics: Mapping[str, Any]) -> dict[str, list[tuple[int, Any]]]:
@@ -553,9 +538,7 @@ def _step_stamps(
     for topic in (*STEP_TOPICS, ACTION_TOPICS[kind]):
         log_times = np.array([t for t, _ in msgs[topic]], dtype=np.int64)
         if len(log_times) != expected:
-            raise DemoBagError(
-                f"{path}: topic {topic} has {len(log_times)} messages, expected {expected} steps"
-            )
+            raise DemoBagError(f"{path}: topic {topic} has {len(log_times)} messages, expected {expected} steps")
         if not np.array_equal(log_times, stamps):
             raise DemoBagError(f"{path}: topic {topic} is not stamped at the {EE_POSE_TOPIC} step times")
     return stamps
@@ -609,17 +592,13 @@ def _actions(path: Path, meta: Mapping[str, Any], msgs: list[tuple[int, Any]], k
     return np.array([m.effort for _, m in msgs], dtype=np.float32).reshape(len(msgs), dim)
 
 
-def _images(
-    path: Path, meta: Mapping[str, Any], msgs: list[tuple[int, Any]]
-) -> tuple[np.ndarray, np.ndarray]:
+def _images(path: Path, meta: Mapping[str, Any], msgs: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
     """Decode the camera frames, all of one size (the size recorded in the task JSON, if any)."""
     width, height = meta.get("camera_width"), meta.get("camera_height")
     if msgs and width is None:
         width, height = msgs[0][1].width, msgs[0][1].height
     if "n_images" in meta and len(msgs) != meta["n_images"]:
-        raise DemoBagError(
-            f"{path}: topic {IMAGE_TOPIC} has {len(msgs)} messages, expected {meta['n_images']}"
-        )
+        raise DemoBagError(f"{path}: topic {IMAGE_TOPIC} has {len(msgs)} messages, expected {meta['n_images']}")
     frames = []
     for i, (_, m) in enumerate(msgs):
         if (m.width, m.height) != (width, height):
@@ -747,9 +726,7 @@ def scan_mcap(path: str | os.PathLike[str]) -> tuple[list[tuple[str, str, int, b
     return _scan_mcap(_check_exists(path), decode=False)
 
 
-def _scan_mcap(
-    path: Path, topics: set[str] | None = None, *, decode: bool = True
-) -> tuple[list[Any], bool]:
+def _scan_mcap(path: Path, topics: set[str] | None = None, *, decode: bool = True) -> tuple[list[Any], bool]:
     """(topic, log time ns, decoded message) of every complete chunk, and whether the file was cut short;
     with ``decode=False`` (topic, msgtype, log time ns, bytes) instead.
 
@@ -776,9 +753,7 @@ def _scan_mcap(
                 break
             except Exception as exc:  # truncated or damaged record: keep what came before it
                 if not out and not channels:
-                    raise DemoBagError(
-                        f"{path}: not a readable MCAP file ({type(exc).__name__}: {exc})"
-                    ) from None
+                    raise DemoBagError(f"{path}: not a readable MCAP file ({type(exc).__name__}: {exc})") from None
                 break
             for rec in inner:
                 if isinstance(rec, Schema):
@@ -816,9 +791,7 @@ def _deserialize_received(path: Path, raw: bytes, msgtype: str) -> Any:
         except Exception:
             message, pos = None, -1
         if message is None or not 0 <= len(raw) - 4 - pos <= 7:
-            raise DemoBagError(
-                f"{path}: cannot decode a {msgtype} message ({type(exc).__name__}: {exc})"
-            ) from None
+            raise DemoBagError(f"{path}: cannot decode a {msgtype} message ({type(exc).__name__}: {exc})") from None
         return message
 
 
@@ -892,8 +865,9 @@ def read_raw_episode(
     state_names = meta.get("state_names") or _family_state_names(meta["family"])
     states = _raw_states(path, state_names, joint_names, qpos, poses, gripper)
     start = int(grid_ns[0])
-    info = {k: meta[k] for k in ("recording", "status", "source", "operator", "notes", "stats", "start_ns")
-            if k in meta}
+    info = {
+        k: meta[k] for k in ("recording", "status", "source", "operator", "notes", "stats", "start_ns") if k in meta
+    }
     info.update(complete=complete, truncated=raw.truncated, grid=grid, **dict(meta.get("metadata") or {}))
     return Episode(
         task=Task(meta["family"], meta["task_id"], meta["split"], dict(meta["objects"])),
@@ -915,9 +889,7 @@ def read_raw_episode(
     )
 
 
-def _raw_streams(
-    path: Path, messages: Mapping[str, list[tuple[int, Any]]]
-) -> dict[str, tuple[np.ndarray, list[Any]]]:
+def _raw_streams(path: Path, messages: Mapping[str, list[tuple[int, Any]]]) -> dict[str, tuple[np.ndarray, list[Any]]]:
     """Per topic: (times ns, messages) sorted by time; header stamps where usable, else receipt times."""
     required = (EE_POSE_TOPIC, JOINT_STATES_TOPIC, EE_CMD_VEL_TOPIC)
     for topic in required:
@@ -945,9 +917,7 @@ def _raw_grid(
 ) -> tuple[np.ndarray, float]:
     """Step times (ns) from when every state and camera stream has data to the end of the state streams
     (the camera, slower, is only required to be fresh there: see the gap check), and the step rate."""
-    alive = [
-        t for t in (EE_POSE_TOPIC, JOINT_STATES_TOPIC, IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC) if t in streams
-    ]
+    alive = [t for t in (EE_POSE_TOPIC, JOINT_STATES_TOPIC, IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC) if t in streams]
     begin = max(int(streams[t][0][0]) for t in alive)
     end = min(int(streams[t][0][-1]) for t in (EE_POSE_TOPIC, JOINT_STATES_TOPIC))
     if end <= begin:
@@ -965,9 +935,7 @@ def _raw_grid(
     return begin + np.rint(np.arange(n) * (1e9 / rate)).astype(np.int64), rate
 
 
-def _latest_before(
-    path: Path, topic: str, times: np.ndarray, grid_ns: np.ndarray, max_gap_ns: int
-) -> np.ndarray:
+def _latest_before(path: Path, topic: str, times: np.ndarray, grid_ns: np.ndarray, max_gap_ns: int) -> np.ndarray:
     """Index of the newest message at or before each step; DemoBagError where the stream stalled."""
     idx = np.searchsorted(times, grid_ns, side="right") - 1
     if (idx < 0).any():
@@ -999,9 +967,7 @@ def _raw_joints(path: Path, msgs: list[Any]) -> tuple[tuple[str, ...], np.ndarra
     return names, qpos, qvel
 
 
-def _raw_gripper(
-    stream: tuple[np.ndarray, list[Any]] | None, grid_ns: np.ndarray, initial: bool
-) -> np.ndarray:
+def _raw_gripper(stream: tuple[np.ndarray, list[Any]] | None, grid_ns: np.ndarray, initial: bool) -> np.ndarray:
     if stream is None:
         return np.full(len(grid_ns), initial, dtype=bool)
     times, msgs = stream
@@ -1036,8 +1002,10 @@ def _raw_images(
         except ImageMsgError as exc:
             raise DemoBagError(f"{path}: image {i} on {topic}: {exc}") from None
         if frames and frame.shape != frames[0].shape:
-            raise DemoBagError(f"{path}: image {i} is {frame.shape[1]}x{frame.shape[0]}, expected "
-                               f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+            raise DemoBagError(
+                f"{path}: image {i} is {frame.shape[1]}x{frame.shape[0]}, expected "
+                f"{frames[0].shape[1]}x{frames[0].shape[0]}"
+            )
         frames.append(frame)
     return np.stack(frames), times[first:last]
 
@@ -1060,7 +1028,11 @@ def _family_state_names(family: str) -> tuple[str, ...]:
 
 
 def _raw_states(
-    path: Path, names: Sequence[str], joints: Sequence[str], qpos: np.ndarray, poses: np.ndarray,
+    path: Path,
+    names: Sequence[str],
+    joints: Sequence[str],
+    qpos: np.ndarray,
+    poses: np.ndarray,
     gripper: np.ndarray,
 ) -> np.ndarray:
     """Robot states from their names: ``q_<joint>`` (joint states), ``ee_x/y/z`` (pose), ``gripper_open``."""
@@ -1073,6 +1045,7 @@ def _raw_states(
         elif name == "gripper_open":
             cols.append(gripper.astype(np.float64))
         else:
-            raise DemoBagError(f"{path}: state {name!r} cannot be built from the recorded streams "
-                               f"(joints {list(joints)})")
+            raise DemoBagError(
+                f"{path}: state {name!r} cannot be built from the recorded streams (joints {list(joints)})"
+            )
     return np.stack(cols, axis=1).astype(np.float32)

@@ -223,9 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output root; bags go to OUT/<family>/<split>/")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; trial seeds derive from it (default 0)")
-    p.add_argument(
-        "--noise", type=float, default=1.0, help="expert noise scale, 0 = deterministic (default 1)"
-    )
+    p.add_argument("--noise", type=float, default=1.0, help="expert noise scale, 0 = deterministic (default 1)")
     p.add_argument(
         "--max-retries",
         type=int,
@@ -249,9 +247,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, TaskFami
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
     if args.max_retries < 0 or not args.noise >= 0:
         parser.error("--max-retries and --noise must not be negative")
-    overrides = {
-        k: getattr(args, k) for k in ("camera_width", "camera_height") if getattr(args, k) is not None
-    }
+    overrides = {k: getattr(args, k) for k in ("camera_width", "camera_height") if getattr(args, k) is not None}
     try:
         family = get_family(args.family, **overrides)
     except TaskError as exc:
@@ -321,9 +317,7 @@ def _print_summary(
     )
     print(f"index: {index} ({n_indexed} bags)")
     for o in failed:
-        print(
-            f"  failed: {o.task_id} demo {o.demo_index} ({o.attempts} rollouts, none successful) -> {o.path}"
-        )
+        print(f"  failed: {o.task_id} demo {o.demo_index} ({o.attempts} rollouts, none successful) -> {o.path}")
     for line in bad:
         print(f"  unreadable bag skipped from index: {line}")
 

@@ -71,9 +71,7 @@ def rgb_to_fields(image: np.ndarray, encoding: str = "rgb8") -> ImageFields:
     return ImageFields(height, width, encoding, 0, width * ch, data)
 
 
-def fields_to_rgb(
-    height: int, width: int, encoding: str, step: int, data: Any, is_bigendian: int = 0
-) -> np.ndarray:
+def fields_to_rgb(height: int, width: int, encoding: str, step: int, data: Any, is_bigendian: int = 0) -> np.ndarray:
     """Decode Image fields to a new (H, W, 3) uint8 RGB array (row padding beyond width is dropped).
 
     ``is_bigendian`` is accepted for completeness; it does not matter for 8-bit encodings.

@@ -37,7 +37,8 @@ def run_node(
     """Parse ``--params-file``, build the node with those defaults, spin until shutdown."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
-        prog=prog, description=description,
+        prog=prog,
+        description=description,
         epilog=f"Under ROS: ros2 run <package> {prog} --ros-args --params-file config/<file>.yaml",
     )
     parser.add_argument("--params-file", help=f"ROS 2 parameters YAML; its '{node_name}' section sets the defaults")

@@ -24,7 +24,9 @@ class NodeConfigError(ValueError):
 
 
 def declare_parameters(
-    node: Node, spec: Sequence[ParameterSpec], defaults: Mapping[str, Any] | None = None,
+    node: Node,
+    spec: Sequence[ParameterSpec],
+    defaults: Mapping[str, Any] | None = None,
     positive_floats: bool = True,
 ) -> dict[str, Any]:
     """Declare every row of ``spec`` on ``node`` and return the validated values by name."""

@@ -104,4 +104,3 @@ def arm_mjcf(held_object_xml: str = "") -> str:
 def gripper_equality_xml() -> str:
     """Couple the two finger slides so one command opens the gripper symmetrically, like the PR2's."""
     return f'<joint joint1="r_gripper_r_finger_joint" joint2="{GRIPPER_JOINT_NAME}" polycoef="0 1 0 0 0"/>'
-

@@ -20,7 +20,16 @@ from functools import cache
 import numpy as np
 
 SHAPE_KINDS = (
-    "box", "cylinder", "capsule_sled", "l_shape", "t_shape", "cross", "hexagon", "dumbbell", "tower", "twin",
+    "box",
+    "cylinder",
+    "capsule_sled",
+    "l_shape",
+    "t_shape",
+    "cross",
+    "hexagon",
+    "dumbbell",
+    "tower",
+    "twin",
 )
 TEXTURES = ("none", "checker", "gradient", "stripes")
 CATALOGUE_SEED = 20170916  # fixed forever: changing it changes every split and dataset
@@ -103,10 +112,7 @@ class PushObjectSpec:
     @property
     def radius(self) -> float:
         """Radius of the smallest origin-centred circle covering the footprint (layout and clearances)."""
-        return max(
-            float(np.max(np.linalg.norm(p.footprint_points(), axis=1))) + p.footprint_margin
-            for p in self.parts
-        )
+        return max(float(np.max(np.linalg.norm(p.footprint_points(), axis=1))) + p.footprint_margin for p in self.parts)
 
     @property
     def height(self) -> float:
@@ -157,10 +163,7 @@ def _parts(kind: str, rng: np.random.Generator) -> list[Part]:
     if kind == "hexagon":
         hz, half = _u(rng, 0.015, 0.03), _u(rng, 0.018, 0.032)
         long = round(half / math.sqrt(3.0), 4)
-        return [
-            Part("box", (long, half, hz), (0.0, 0.0, hz), yaw=k * math.pi / 3, secondary=k == 1)
-            for k in range(3)
-        ]
+        return [Part("box", (long, half, hz), (0.0, 0.0, hz), yaw=k * math.pi / 3, secondary=k == 1) for k in range(3)]
     if kind == "dumbbell":
         r, hz, gap = _u(rng, 0.016, 0.024), _u(rng, 0.015, 0.03), _u(rng, 0.02, 0.035)
         bar_hz = round(0.6 * hz, 4)

@@ -98,9 +98,7 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise ParamsFileError(f"parameters file {path} is not valid YAML: {e}") from None
     if not isinstance(doc, dict) or not doc:
-        raise ParamsFileError(
-            f"parameters file {path} must map node names to {{{PARAMS_KEY}: {{...}}}}, got {doc!r}"
-        )
+        raise ParamsFileError(f"parameters file {path} must map node names to {{{PARAMS_KEY}: {{...}}}}, got {doc!r}")
     return doc
 
 
@@ -135,9 +133,7 @@ def load_node_params(path: str | Path, node_name: str, *, namespace: str = "/") 
             found = True
     if not found:
         sections = ", ".join(repr(k) for k in doc)
-        raise ParamsFileError(
-            f"parameters file {path} has no section for node {full!r} (sections: {sections})"
-        )
+        raise ParamsFileError(f"parameters file {path} has no section for node {full!r} (sections: {sections})")
     return params
 
 

@@ -40,9 +40,7 @@ class SimClient:
 
     def _call(self, client: Any, request: Any, timeout_s: float) -> Any:
         if not client.wait_for_service(timeout_sec=timeout_s):
-            raise TimeoutError(
-                f"service {client.srv_name} is not available after {timeout_s:g} s; is the sim running?"
-            )
+            raise TimeoutError(f"service {client.srv_name} is not available after {timeout_s:g} s; is the sim running?")
         future = client.call_async(request)
         self._executor.spin_until_future_complete(future, timeout_sec=timeout_s)
         if not future.done():
@@ -63,9 +61,7 @@ class SimClient:
         ]
         result = self._call(self._set_params, request, timeout_s)
         refused = [
-            f"{p.name}: {r.reason}"
-            for p, r in zip(request.parameters, result.results, strict=True)
-            if not r.successful
+            f"{p.name}: {r.reason}" for p, r in zip(request.parameters, result.results, strict=True) if not r.successful
         ]
         if refused:
             message = f"sim refused the parameters ({'; '.join(refused)})"
@@ -106,4 +102,3 @@ def reset_to(
     context = where.context if isinstance(where, Node) else where
     with SimClient(context, sim_node) as client:
         return client.reset_to(task_id, trial_seed, timeout_s)
-

@@ -184,8 +184,10 @@ def parse_trajectory(
             raise CommandError(f"time_from_start must be >= 0 and strictly increasing (point {k}: {t:.3f} s)")
         outside = (p < limits.lower[idx] - 1e-9) | (p > limits.upper[idx] + 1e-9)
         if np.any(outside):
-            bad = [f"{names[j]}={p[j]:.3f} not in [{limits.lower[idx][j]:.3f}, {limits.upper[idx][j]:.3f}]"
-                   for j in np.flatnonzero(outside)]
+            bad = [
+                f"{names[j]}={p[j]:.3f} not in [{limits.lower[idx][j]:.3f}, {limits.upper[idx][j]:.3f}]"
+                for j in np.flatnonzero(outside)
+            ]
             raise CommandError(f"point {k} is outside the joint limits: {', '.join(bad)}")
         times.append(float(t))
         rows.append(p)
@@ -396,8 +398,10 @@ class SimNode(Node):
             elif self._sim_time > plan.end + self.settings.goal_time_tolerance_s:
                 err = np.max(np.abs(q[plan.joints] - plan.positions[-1]))
                 tol = self.settings.goal_time_tolerance_s
-                self._warn("trajectory", f"trajectory goal not reached {tol:g} s after its end "
-                                         f"(max error {err:.4f} rad); holding position")
+                self._warn(
+                    "trajectory",
+                    f"trajectory goal not reached {tol:g} s after its end (max error {err:.4f} rad); holding position",
+                )
                 self._trajectory = None
             else:
                 return scale_to_limits(plan.velocity(q, self._sim_time, self._dt), ARM_VELOCITY_LIMITS)
@@ -457,8 +461,11 @@ class SimNode(Node):
     def _on_velocity(self, msg: Float64MultiArray) -> None:
         v = np.asarray(msg.data, dtype=np.float64)
         if v.shape != (ARM_DOF,) or not np.all(np.isfinite(v)):
-            self._warn("velocity", f"rejected joint velocity command {list(msg.data)}: expected {ARM_DOF} "
-                                   f"finite velocities (rad/s) for {list(ARM_JOINT_NAMES)}")
+            self._warn(
+                "velocity",
+                f"rejected joint velocity command {list(msg.data)}: expected {ARM_DOF} "
+                f"finite velocities (rad/s) for {list(ARM_JOINT_NAMES)}",
+            )
             return
         if self._trajectory is not None:
             self.get_logger().info("joint velocity command replaces the running trajectory")
@@ -472,8 +479,9 @@ class SimNode(Node):
         stamp = _seconds(msg.header.stamp)
         start = self._sim_time + (stamp - now if stamp > 0 else 0.0)
         try:
-            plan = parse_trajectory(msg.joint_names, points, self._env.joint_positions()[:ARM_DOF],
-                                    start, self._sim_time)
+            plan = parse_trajectory(
+                msg.joint_names, points, self._env.joint_positions()[:ARM_DOF], start, self._sim_time
+            )
         except CommandError as e:
             self._warn("trajectory", f"rejected joint trajectory: {e}")
             return
@@ -507,8 +515,10 @@ class SimNode(Node):
             env = self._make_env(task_id, seed)
         except (TaskError, ValueError) as e:
             response.success = False
-            response.message = (f"reset to task_id={task_id!r} trial_seed={seed} failed: {e}; "
-                                f"still on {self._env.task.task_id} trial {self._env.trial_seed}")
+            response.message = (
+                f"reset to task_id={task_id!r} trial_seed={seed} failed: {e}; "
+                f"still on {self._env.task.task_id} trial {self._env.trial_seed}"
+            )
             self.get_logger().error(response.message)
             return response
         old, self._env = self._env, env
@@ -532,8 +542,9 @@ class SimNode(Node):
             self._clock_pub.publish(ClockMsg(clock=_time_msg(self._sim_time)))
         self._publish_state()
         response.success = True
-        response.message = (f"gripper opened and settled for {self._env.config.settle_seconds:g} s; "
-                            f"success={self._env.success()}")
+        response.message = (
+            f"gripper opened and settled for {self._env.config.settle_seconds:g} s; success={self._env.success()}"
+        )
         self.get_logger().info(f"episode ended: {response.message}")
         return response
 
@@ -542,16 +553,18 @@ class SimNode(Node):
         held = env.held_position()
         target = env.container_position("target")
         response.success = bool(env.success())
-        response.message = json.dumps({
-            "task_id": env.task.task_id,
-            "trial_seed": env.trial_seed,
-            "gripper_open": env.gripper_is_open(),
-            "item_in_target": env.item_in_container("target"),
-            "held_position": [round(float(v), 4) for v in held],
-            "target_position": [round(float(v), 4) for v in target],
-            "xy_distance_to_target": round(float(np.linalg.norm(held[:2] - target[:2])), 4),
-            "sim_time": round(self._sim_time, 6),
-        })
+        response.message = json.dumps(
+            {
+                "task_id": env.task.task_id,
+                "trial_seed": env.trial_seed,
+                "gripper_open": env.gripper_is_open(),
+                "item_in_target": env.item_in_container("target"),
+                "held_position": [round(float(v), 4) for v in held],
+                "target_position": [round(float(v), 4) for v in target],
+                "xy_distance_to_target": round(float(np.linalg.norm(held[:2] - target[:2])), 4),
+                "sim_time": round(self._sim_time, 6),
+            }
+        )
         return response
 
     def destroy_node(self) -> None:
@@ -564,7 +577,10 @@ class SimNode(Node):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sim_node``: ``--params-file FILE`` (pip mode) or ``--ros-args ...`` (ROS)."""
     return run_node(
-        "sim_node", NODE_NAME, lambda defaults: SimNode(parameter_defaults=defaults), argv,
+        "sim_node",
+        NODE_NAME,
+        lambda defaults: SimNode(parameter_defaults=defaults),
+        argv,
         description="MuJoCo placing sim exposed like a PR2 (topics, controllers, services).",
     )
 

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import mil_sim.demo_bag as db
 import numpy as np
 import pytest
 import yaml
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+import mil_sim.demo_bag as db
 from mil_sim.core import Episode, Task
 from mil_sim.demo_bag import DemoBagError, read_episode, read_task_metadata, write_episode
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 STATE_NAMES = tuple(f"s{i}" for i in range(9))
 
@@ -31,9 +32,7 @@ def make_episode(
     quat = rng.normal(size=(n, 4))
     quat /= np.linalg.norm(quat, axis=1, keepdims=True)
     return Episode(
-        task=Task(
-            "reaching", "reaching/train/3", "train", {"target": "red_cube", "distractor_0": "blue_cube"}
-        ),
+        task=Task("reaching", "reaching/train/3", "train", {"target": "red_cube", "distractor_0": "blue_cube"}),
         trial_seed=12345,
         control_rate_hz=20.0,
         action_kind=action_kind,  # type: ignore[arg-type]
@@ -63,9 +62,7 @@ def assert_same_episode(a: Episode, b: Episode) -> None:
             assert x == y and type(x) is type(y), f.name
 
 
-def rewrite(
-    src: Path, dst: Path, transform: Callable[[str, Any], Any | None], custom_data: bool = True
-) -> Path:
+def rewrite(src: Path, dst: Path, transform: Callable[[str, Any], Any | None], custom_data: bool = True) -> Path:
     """Copy a bag message by message through rosbags, letting ``transform`` edit or drop (None) messages."""
     ts = db.typestore()
     with Reader(src) as reader, Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP) as writer:

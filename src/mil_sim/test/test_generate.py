@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from mil_sim import generate
 from mil_sim.core import Expert
 from mil_sim.demo_bag import read_episode, read_task_metadata
 from mil_sim.families import get_family
 from mil_sim.families.reaching import ReachingFamily
-
-from mil_sim import generate
 
 
 def run(tmp_path: Path, *extra: str, tasks: int = 2, demos: int = 2, workers: int = 1) -> int:
@@ -25,9 +25,7 @@ def bag_mtimes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*.mcap")}
 
 
-def test_generates_bags_and_index_in_parallel_and_resumes(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_generates_bags_and_index_in_parallel_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert run(tmp_path, workers=2) == 0
     out = tmp_path / "reaching" / "train"
     family = get_family("reaching")
@@ -78,9 +76,7 @@ def _failing_first(monkeypatch: pytest.MonkeyPatch, fail_calls: int) -> None:
     monkeypatch.setattr(ReachingFamily, "make_expert", make_expert)
 
 
-def test_failed_rollout_is_retried_with_the_next_seed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_rollout_is_retried_with_the_next_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _failing_first(monkeypatch, fail_calls=1)
     assert run(tmp_path, tasks=1, demos=1) == 0
     (bag,) = (p.parent for p in tmp_path.rglob("*.mcap"))
@@ -111,9 +107,7 @@ def test_gives_up_after_max_retries(
         (["--family", "reaching", "--camera-width", "64"], "has no config field(s) camera_width"),
     ],
 )
-def test_cli_errors_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str
-) -> None:
+def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as exc:
         generate.main([*argv, "--out", str(tmp_path)])
     assert exc.value.code == 2

@@ -6,6 +6,8 @@ import array
 
 import numpy as np
 import pytest
+from rosbags.typesys import Stores, get_typestore
+
 from mil_sim.image_msgs import (
     ImageMsgError,
     fields_to_rgb,
@@ -13,7 +15,6 @@ from mil_sim.image_msgs import (
     msg_to_rgb,
     rgb_to_fields,
 )
-from rosbags.typesys import Stores, get_typestore
 
 
 @pytest.fixture

@@ -133,12 +133,14 @@ def test_bad_input_gives_clear_errors(family: PlacingFamily) -> None:
         get_family("stacking")
     test_held = family.catalogue.held_split["test"][0]
     train_cont = family.catalogue.container_split["train"]
-    with pytest.raises(TaskError, match="not in the train split .*belongs to the test split"):
-        family.make_task("train", held=test_held, target=train_cont[0], distractor_0=train_cont[1],
-                         distractor_1=train_cont[2])
+    with pytest.raises(TaskError, match=r"not in the train split .*belongs to the test split"):
+        family.make_task(
+            "train", held=test_held, target=train_cont[0], distractor_0=train_cont[1], distractor_1=train_cont[2]
+        )
     with pytest.raises(TaskError, match="no such object"):
-        family.make_task("train", held="held_999", target=train_cont[0], distractor_0=train_cont[1],
-                         distractor_1=train_cont[2])
+        family.make_task(
+            "train", held="held_999", target=train_cont[0], distractor_0=train_cont[1], distractor_1=train_cont[2]
+        )
     with pytest.raises(TaskError, match="horizon must be positive"):
         PlacingConfig(horizon=0)
     with pytest.raises(TaskError, match="episode_seconds must be positive"):

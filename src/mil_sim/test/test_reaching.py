@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+
 from mil_sim.core import Task, TaskError
 from mil_sim.families import get_family
 from mil_sim.families.reaching import ROLES, ReachingConfig, ReachingEnv, ReachingFamily, reach_action

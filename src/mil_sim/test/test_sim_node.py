@@ -51,7 +51,11 @@ def test_wildcard_then_node_section_nested_names_and_namespaces(tmp_path: Path) 
         "/ns:\n  nested:\n    ros__parameters: {y: two}\n"
     )
     assert load_node_params(f, "mil_sim") == {
-        "use_sim_time": True, "rate": 20.0, "cam.size": [320, 240], "cam.fps": 10.0, "gains": [1.0, 2.5],
+        "use_sim_time": True,
+        "rate": 20.0,
+        "cam.size": [320, 240],
+        "cam.fps": 10.0,
+        "gains": [1.0, 2.5],
     }
     assert load_node_params(f, "other", namespace="/robot") == {"use_sim_time": True, "rate": 5.0, "x": 1}
     assert load_node_params(f, "nested", namespace="ns")["y"] == "two"

@@ -76,8 +76,17 @@ class PlacingConfig:
     task_seed: int = 7
 
     def __post_init__(self) -> None:
-        for name in ("camera_width", "camera_height", "downsample", "image_width", "image_height",
-                     "control_rate_hz", "episode_seconds", "horizon", "camera_every"):
+        for name in (
+            "camera_width",
+            "camera_height",
+            "downsample",
+            "image_width",
+            "image_height",
+            "control_rate_hz",
+            "episode_seconds",
+            "horizon",
+            "camera_every",
+        ):
             check_positive(name, getattr(self, name))
         w, h = self.camera_width // self.downsample, self.camera_height // self.downsample
         if self.image_width > w or self.image_height > h:
@@ -97,7 +106,9 @@ class PlacingConfig:
         x0 = (w - self.image_width) // 2 if self.crop_x is None else self.crop_x
         y0 = (h - self.image_height) // 2 if self.crop_y is None else self.crop_y
         if not (0 <= x0 <= w - self.image_width and 0 <= y0 <= h - self.image_height):
-            raise TaskError(f"crop origin ({x0}, {y0}) puts the {self.image_width}x{self.image_height} crop outside {w}x{h}")
+            raise TaskError(
+                f"crop origin ({x0}, {y0}) puts the {self.image_width}x{self.image_height} crop outside {w}x{h}"
+            )
         return x0, y0
 
 
@@ -153,7 +164,8 @@ def _container_body(c: ContainerSpec, role: str) -> str:
 def _held_body(h: HeldSpec) -> str:
     size = " ".join(f"{s:.4f}" for s in h.size)
     return (
-        f'<body name="held" pos="{HOME_TOOL_POS[0]} {HOME_TOOL_POS[1]} {HOME_TOOL_POS[2]}"><freejoint name="held_free"/>'
+        f'<body name="held" pos="{HOME_TOOL_POS[0]} {HOME_TOOL_POS[1]} {HOME_TOOL_POS[2]}">'
+        '<freejoint name="held_free"/>'
         f'<geom name="held_geom" type="{h.shape}" size="{size}" rgba="{_rgba(h.rgba)}" density="600" '
         f'friction="1 0.01 0.001"/></body>'
     )
@@ -172,9 +184,11 @@ def scene_xml(held: HeldSpec, containers: dict[str, ContainerSpec], config: Plac
   <visual><global offwidth="{max(640, config.camera_width)}" offheight="{max(480, config.camera_height)}"/>
     <headlight ambient="0.35 0.35 0.35" diffuse="0.5 0.5 0.5"/><quality shadowsize="1024"/></visual>
   <asset>
-    <texture name="floor_tex" type="2d" builtin="checker" width="64" height="64" rgb1="0.42 0.42 0.45" rgb2="0.36 0.36 0.39"/>
+    <texture name="floor_tex" type="2d" builtin="checker" width="64" height="64"
+             rgb1="0.42 0.42 0.45" rgb2="0.36 0.36 0.39"/>
     <material name="floor_mat" texture="floor_tex" texrepeat="6 6"/>
-    <texture name="wood" type="cube" builtin="flat" width="16" height="16" rgb1="0.66 0.52 0.36" mark="random" markrgb="0.6 0.46 0.3" random="0.3"/>
+    <texture name="wood" type="cube" builtin="flat" width="16" height="16" rgb1="0.66 0.52 0.36"
+             mark="random" markrgb="0.6 0.46 0.3" random="0.3"/>
     <material name="table_mat" texture="wood"/>
     {assets}
   </asset>
@@ -354,9 +368,7 @@ class PlacingEnv(Env):
 
     # -- observation ----------------------------------------------------------------------------
     def _observe(self) -> Observation:
-        image = (
-            self.family.preprocess(self.render_camera()) if self._render_obs else np.zeros((0, 0, 3), np.uint8)
-        )
+        image = self.family.preprocess(self.render_camera()) if self._render_obs else np.zeros((0, 0, 3), np.uint8)
         return Observation(image=image, state=self.robot_state(), time=self._t)
 
     def robot_state(self) -> np.ndarray:
@@ -540,7 +552,8 @@ class PlacingFamily(TaskFamily):
                 f"camera image has shape {camera_image.shape}, expected {(c.camera_height, c.camera_width, 3)}"
             )
         small = cv2.resize(
-            camera_image, (c.camera_width // c.downsample, c.camera_height // c.downsample),
+            camera_image,
+            (c.camera_width // c.downsample, c.camera_height // c.downsample),
             interpolation=cv2.INTER_AREA,
         )
         x0, y0 = self._crop

@@ -103,21 +103,26 @@ class PushingConfig:
 
     def __post_init__(self) -> None:
         for name in (
-            "image_width", "image_height", "control_rate_hz", "episode_steps", "horizon", "camera_every",
-            "physics_timestep", "goal_radius", "success_steps",
-            "n_objects", "n_val_objects", "n_test_objects",
+            "image_width",
+            "image_height",
+            "control_rate_hz",
+            "episode_steps",
+            "horizon",
+            "camera_every",
+            "physics_timestep",
+            "goal_radius",
+            "success_steps",
+            "n_objects",
+            "n_val_objects",
+            "n_test_objects",
         ):
             check_positive(name, getattr(self, name))
         for split, n in zip(SPLITS, self.tasks_per_split, strict=True):
             check_positive(f"tasks_per_split[{split}]", n)
         if self.episode_steps < self.horizon:
-            raise TaskError(
-                f"episode has {self.episode_steps} control steps, fewer than horizon {self.horizon}"
-            )
+            raise TaskError(f"episode has {self.episode_steps} control steps, fewer than horizon {self.horizon}")
         if self.success_steps > self.episode_steps:
-            raise TaskError(
-                f"success_steps {self.success_steps} exceeds the episode's {self.episode_steps} steps"
-            )
+            raise TaskError(f"success_steps {self.success_steps} exceeds the episode's {self.episode_steps} steps")
         if not math.isclose(self.substeps * self.physics_timestep, 1.0 / self.control_rate_hz, rel_tol=1e-6):
             raise TaskError(
                 f"control period 1/{self.control_rate_hz} s must be a whole multiple of "
@@ -629,9 +634,7 @@ class PushingExpert:
         jac = site_jacobian(m, d, env.tip_site, dofs)
         qd = d.qvel[dofs]
         twist = jac @ qd
-        acc = np.concatenate(
-            [self.KV * (v_des - twist[:3]), self.KR * self._rotation_error() - self.KW * twist[3:]]
-        )
+        acc = np.concatenate([self.KV * (v_des - twist[:3]), self.KR * self._rotation_error() - self.KW * twist[3:]])
         qdd = dls_solve(jac, acc, damping=0.05)
         null = np.eye(7) - dls_solve(jac, np.eye(6), damping=0.05) @ jac
         qdd += null @ (self.KQ * (HOME_QPOS - d.qpos[env.arm_qadr]) - self.KQD * qd)

@@ -171,9 +171,7 @@ def wrap_angle(a: float) -> float:
     return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
-def inverse_kinematics(
-    goal: np.ndarray, q: np.ndarray, links: tuple[float, float], q1_limit: float
-) -> np.ndarray:
+def inverse_kinematics(goal: np.ndarray, q: np.ndarray, links: tuple[float, float], q1_limit: float) -> np.ndarray:
     """Joint angles that put the fingertip on ``goal``, choosing the elbow branch nearest to ``q``.
 
     The shoulder angle is returned unwrapped relative to ``q[0]`` (the shoulder is continuous), so that
@@ -490,9 +488,7 @@ class ReachingFamily(TaskFamily):
         own, pool = self.objects(split), self.distractor_pool(split)
         capacity = len(own) * (len(pool) - 1) * (len(pool) - 2)
         if n > capacity:
-            raise TaskError(
-                f"{split}_tasks={n} exceeds the {capacity} distinct {split} tasks the colours allow"
-            )
+            raise TaskError(f"{split}_tasks={n} exceeds the {capacity} distinct {split} tasks the colours allow")
         rng = np.random.default_rng([self.config.task_seed, SPLITS.index(split)])
         tasks: list[Task] = []
         seen: set[tuple[str, ...]] = set()
