@@ -94,6 +94,9 @@ class MamlConfig:
     inner_loss: InnerLoss = "bc"
     demo_inputs: DemoInputs = "full"  # what the adaptation demo provides
     target_loss_weight: float = 1.0  # weight of the auxiliary target regression (if predicted)
+    # Multiplies the per-frame mean loss; horizon x action_dim turns it into equation 2's per-demo sum,
+    # the scale the paper's inner step sizes were chosen for (see maml.action_loss).
+    loss_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.inner_steps < 0 or self.inner_lr < 0:

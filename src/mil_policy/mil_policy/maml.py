@@ -53,12 +53,17 @@ class DemoBatch:
         )
 
 
-def action_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Equation 2 (as a mean, so the scale does not depend on T), or the placing l1 + l2/100 mix."""
+def action_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, scale: float = 1.0) -> torch.Tensor:
+    """Equation 2, or the placing l1 + l2/100 mix, as ``scale`` x the mean over frames and action dims.
+
+    A mean keeps the loss independent of how many frames a meta-iteration samples (training may use a
+    subset, adaptation at test time uses the whole demo); ``scale = horizon x action_dim`` makes it
+    equal to equation 2's per-demo sum on a full demo, which is what the paper's step sizes assume.
+    """
     if kind == "mse":
-        return F.mse_loss(pred, target)
+        return scale * F.mse_loss(pred, target)
     if kind == "l1l2":
-        return F.l1_loss(pred, target) + 0.01 * F.mse_loss(pred, target)
+        return scale * (F.l1_loss(pred, target) + 0.01 * F.mse_loss(pred, target))
     raise ValueError(f"unknown loss {kind!r}")
 
 
@@ -80,11 +85,11 @@ class MetaLearner:
         states = torch.zeros_like(demo.states) if cfg.demo_inputs == "video_only" else demo.states
         out = self._forward(params, demo.images, states)
         if cfg.inner_loss == "bc":
-            loss = action_loss(out.actions, demo.actions, cfg.loss)
+            loss = action_loss(out.actions, demo.actions, cfg.loss, cfg.loss_scale)
         elif cfg.inner_loss == "learned_bc":
-            loss = action_loss(out.pre_head, demo.actions, cfg.loss)
+            loss = action_loss(out.pre_head, demo.actions, cfg.loss, cfg.loss_scale)
         else:  # learned_no_actions: ||W y_t + b||^2
-            loss = out.pre_head.pow(2).sum(-1).mean()
+            loss = cfg.loss_scale * out.pre_head.pow(2).mean()
         if out.target is not None and demo.targets is not None and cfg.demo_inputs != "video_only":
             loss = loss + cfg.target_loss_weight * F.mse_loss(out.target, demo.targets)
         return loss
@@ -92,7 +97,7 @@ class MetaLearner:
     def outer_loss(self, params: Params, demo: DemoBatch) -> torch.Tensor:
         """Imitation loss of the adapted policy on the held-out demo of the same task."""
         out = self._forward(params, demo.images, demo.states)
-        loss = action_loss(out.actions, demo.actions, self.config.loss)
+        loss = action_loss(out.actions, demo.actions, self.config.loss, self.config.loss_scale)
         if out.target is not None and demo.targets is not None:
             loss = loss + self.config.target_loss_weight * F.mse_loss(out.target, demo.targets)
         return loss

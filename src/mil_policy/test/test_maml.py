@@ -152,7 +152,7 @@ def test_learned_loss_without_actions_ignores_actions_and_state() -> None:
     params = parameters_of(net)
     assert learner.inner_loss(params, demo).item() == pytest.approx(learner.inner_loss(params, other).item())
     out = net(demo.images, torch.zeros_like(demo.states))
-    assert learner.inner_loss(params, demo).item() == pytest.approx(out.pre_head.pow(2).sum(-1).mean().item())
+    assert learner.inner_loss(params, demo).item() == pytest.approx(out.pre_head.pow(2).mean().item())
 
 
 def test_n_shot_inner_gradient_is_the_average_of_the_demos() -> None:
@@ -209,3 +209,12 @@ def test_config_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="evaluation tasks"):
         net = _tiny_net()
         MetaLearner(net, MamlConfig()).meta_loss(parameters_of(net), _batch(2, 1), _batch(3, 1))
+
+
+def test_loss_scale_turns_the_mean_into_equation_2s_sum() -> None:
+    net = ScalarPolicy(0.5)
+    demo = DemoBatch(torch.zeros(1, 3, 1, 1, 1), torch.tensor([[[1.0], [2.0], [3.0]]]), torch.zeros(1, 3, 1))
+    plain = MetaLearner(net, MamlConfig(loss="mse")).inner_loss(parameters_of(net), demo)
+    summed = MetaLearner(net, MamlConfig(loss="mse", loss_scale=3.0)).inner_loss(parameters_of(net), demo)
+    assert summed.item() == pytest.approx(sum((0.5 * x) ** 2 for x in (1.0, 2.0, 3.0)))
+    assert summed.item() == pytest.approx(3.0 * plain.item())
