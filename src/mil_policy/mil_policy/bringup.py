@@ -158,11 +158,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         rclpy.try_shutdown()
     if args.video and frames:
         from mil_policy.video import write_rollout_video
+        from mil_sim.demo_bag import read_episode
 
-        path = write_rollout_video(Path(args.video), frames, None)
-        print(f"rollout video: {path}")
+        demo_frames = list(read_episode(demo_bag).images)  # the demonstration beside the rollout
+        fps = float(node_defaults(NODES[0]).get("camera_rate_hz", 10.0))
+        print(f"rollout video (demo | rollout): {write_rollout_video(Path(args.video), frames, demo_frames, fps)}")
     print(json.dumps(result, indent=2))
+    print(summary_line(result))
     return 0 if result.get("state") == "done" else 1
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line a person reads first: outcome, adaptation time, policy step latency."""
+    if result.get("state") != "done":
+        return f"one-shot placing did not finish: {result.get('state')}: {result.get('detail')}"
+    outcome = {True: "SUCCESS (item in the target container)", False: "FAILURE (item not in the target)"}.get(
+        result.get("success"), "not scored (no sim)"
+    )
+    return (
+        f"one-shot placing: {outcome}; adaptation {1e3 * result['adapt_seconds']:.0f} ms; "
+        f"policy step p50 {result.get('step_latency_p50_ms', float('nan')):.1f} ms, "
+        f"p99 {result.get('step_latency_p99_ms', float('nan')):.1f} ms"
+    )
 
 
 def _run_episode(states: list[dict[str, Any]], timeout: float, sim: Any) -> dict[str, Any]:

@@ -1,0 +1,36 @@
+"""The main job end to end (``./mil place``): embedded checkpoint + shipped demo, sim + bridge + policy.
+
+It checks that the job runs to the end of the horizon, scores the trial and writes the video; whether
+this trial succeeds is the policy's business (docs/results.md measures the success rate).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mil_policy import bringup
+
+pytestmark = pytest.mark.ros
+
+
+def test_place_runs_adapts_scores_and_writes_a_video(
+    domain_id: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = tmp_path / "rollout.gif"
+    code = bringup.main(["--video", str(video), "--timeout", "120"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    assert result["state"] == "done" and result["step"] == result["horizon"] == 30
+    assert isinstance(result["success"], bool) and result["sim"]["gripper_open"] is True
+    assert result["adapt_seconds"] > 0 and result["step_latency_p50_ms"] > 0
+    assert "one-shot placing: " in out and video.stat().st_size > 10_000
+
+
+def test_bad_demo_bag_is_reported(domain_id: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = bringup.main(["--demo-bag", str(tmp_path / "missing"), "--video", ""])
+    assert code == 2
+    assert "cannot read the demo's task" in capsys.readouterr().err
