@@ -37,7 +37,8 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             conv=[ConvLayer(4, 3, 2), ConvLayer(4, 3, 2)], fc=[16], bias_transform_dim=4, predict_target=True
         ),
         maml=MamlConfig(inner_steps=1, meta_batch=2),
-        data=DataConfig(family="placing", horizon=30),
+        # A 20 s episode: 30 policy steps at 1.5 Hz, so the rollout outlasts the checks even on a slow machine.
+        data=DataConfig(family="placing", horizon=30, family_config={"episode_seconds": 20.0}),
     )
     net = PolicyNetwork(cfg.network)
     with torch.no_grad():  # a visible, steady motion: +x at 5 cm/s whatever the input
@@ -179,6 +180,17 @@ def test_adapts_drives_the_arm_and_stops_when_the_camera_dies(
     start = sys_.joints[-1].copy()
     sys_.spin_until(lambda: np.abs(sys_.joints[-1] - start).max() > 0.02, 10.0, "the arm to move")
     assert any(any(c) for _, c in sys_.arm_cmds), "the bridge never commanded the arm"
+
+    # The e-stop latches: the arm stops although the policy keeps commanding, until ~/reset_estop.
+    from std_msgs.msg import Bool
+
+    estop = sys_.probe.create_publisher(Bool, "/estop", 10)
+    sys_.spin_until(lambda: estop.get_subscription_count() > 0, 5.0, "the bridge's e-stop subscriber")
+    estop.publish(Bool(data=True))
+    pressed = time.monotonic()
+    sys_.spin_until(lambda: sys_.arm_cmds and sys_.arm_cmds[-1][0] > pressed + 0.5, 5.0, "commands under e-stop")
+    assert all(not any(c) for t, c in sys_.arm_cmds if t > pressed + 0.2)
+    assert sys_.state() == "running"  # the policy did not stop; the bridge did
 
     sys_.kill_sim()
     killed = time.monotonic()
