@@ -271,7 +271,16 @@ def test_sigkill_mid_demo_leaves_a_bag_that_opens_flagged_incomplete(teleop: Tel
             10.0,
             "messages reaching the recorder",
         )
-        time.sleep(0.6)  # > 2 flush periods: the first part is on disk
+        # Wait until the flushed part on disk holds 20 steps (the recorder flushes every 0.5 s).
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            try:
+                (partial,) = list(root.glob("*/demo_*"))
+                if len(db.read_raw_episode(partial, allow_incomplete=True)) >= 20:
+                    break
+            except (ValueError, OSError):
+                pass  # not on disk yet
+            time.sleep(0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

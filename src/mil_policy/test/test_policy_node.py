@@ -178,7 +178,7 @@ def test_adapts_drives_the_arm_and_stops_when_the_camera_dies(
     assert sys_.states[-1]["adapt_seconds"] > 0
     sys_.spin_until(lambda: len(sys_.joints) > 2, 10.0, "joint states")
     start = sys_.joints[-1].copy()
-    sys_.spin_until(lambda: np.abs(sys_.joints[-1] - start).max() > 0.02, 10.0, "the arm to move")
+    sys_.spin_until(lambda: np.abs(sys_.joints[-1] - start).max() > 0.02, 30.0, "the arm to move")
     assert any(any(c) for _, c in sys_.arm_cmds), "the bridge never commanded the arm"
 
     # The e-stop latches: the arm stops although the policy keeps commanding, until ~/reset_estop.

@@ -186,11 +186,15 @@ class Harness:
         self.client = SimClient(self.ctx)
         self.Float64MultiArray, self.JointTrajectory = Float64MultiArray, JointTrajectory
 
-    def spin_until(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+    def spin_until(
+        self, cond: Callable[[], bool], timeout: float, what: str, every: Callable[[], None] | None = None
+    ) -> None:
         end = time.monotonic() + timeout
         while not cond():
             if time.monotonic() > end:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            if every is not None:
+                every()
             self.exec.spin_once(timeout_sec=0.02)
 
     def spin_for(self, seconds: float, every: Callable[[], None] | None = None) -> None:
@@ -267,7 +271,8 @@ def test_velocity_command_moves_joints_then_times_out(harness: Harness) -> None:
     h = harness
     q0 = h.fresh_arm()
     cmd = [0.4, 0.0, 0.0, 0.0, 0.0, 0.0, -0.4]
-    h.spin_for(1.0, every=lambda: h.velocity(cmd))
+    # Command until the pan joint has turned 0.2 rad (how long depends on the machine's load).
+    h.spin_until(lambda: h.arm()[0] - q0[0] > 0.2, 20.0, "the joints to move", every=lambda: h.velocity(cmd))
     q1 = h.fresh_arm()
     assert q1[0] - q0[0] > 0.2 and q0[6] - q1[6] > 0.2, (q0, q1)
     np.testing.assert_allclose(q1[1:6], q0[1:6], atol=1e-9)
@@ -302,7 +307,7 @@ def test_trajectory_reaches_goal_in_any_joint_order(harness: Harness) -> None:
         for p, ns in ((mid, 400_000_000), (goal, 800_000_000))
     ]
     h.traj_pub.publish(traj)
-    h.spin_until(lambda: np.max(np.abs(h.arm() - goal)) < 2e-3, 5.0, f"the trajectory goal {goal}")
+    h.spin_until(lambda: np.max(np.abs(h.arm() - goal)) < 2e-3, 20.0, f"the trajectory goal {goal}")
     h.spin_for(0.3)
     np.testing.assert_allclose(h.fresh_arm(), goal, atol=2e-3)  # and it stays there
 
