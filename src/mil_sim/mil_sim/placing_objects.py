@@ -13,6 +13,8 @@ from functools import cache
 
 import numpy as np
 
+from mil_sim.mjcf_util import hsv_colour
+
 CONTAINER_KINDS = ("cup", "bowl", "plate")
 HELD_SHAPES = ("sphere", "box", "cylinder", "capsule", "ellipsoid")
 TEXTURES = ("none", "checker", "gradient", "stripes")
@@ -58,12 +60,7 @@ class HeldSpec:
 
 
 def _colour(rng: np.random.Generator) -> tuple[float, float, float, float]:
-    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.45, 1.0), rng.uniform(0.35, 1.0)
-    i = int(hue * 6) % 6
-    f = hue * 6 - int(hue * 6)
-    p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
-    rgb = [(val, t, p), (q, val, p), (p, val, t), (p, q, val), (t, p, val), (val, p, q)][i]
-    return (round(rgb[0], 3), round(rgb[1], 3), round(rgb[2], 3), 1.0)
+    return hsv_colour(rng.uniform(0, 1), rng.uniform(0.45, 1.0), rng.uniform(0.35, 1.0))
 
 
 def _container(rng: np.random.Generator, index: int) -> ContainerSpec:

@@ -19,6 +19,8 @@ from functools import cache
 
 import numpy as np
 
+from mil_sim.mjcf_util import hsv_colour
+
 SHAPE_KINDS = (
     "box",
     "cylinder",
@@ -121,12 +123,7 @@ class PushObjectSpec:
 
 def _colour(rng: np.random.Generator) -> tuple[float, float, float, float]:
     """A saturated colour whose hue keeps away from the goal's red, so the goal stays unambiguous."""
-    hue, sat, val = rng.uniform(0.07, 0.93), rng.uniform(0.4, 1.0), rng.uniform(0.35, 1.0)
-    i = int(hue * 6) % 6
-    f = hue * 6 - int(hue * 6)
-    p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
-    rgb = [(val, t, p), (q, val, p), (p, val, t), (p, q, val), (t, p, val), (val, p, q)][i]
-    return (round(rgb[0], 3), round(rgb[1], 3), round(rgb[2], 3), 1.0)
+    return hsv_colour(rng.uniform(0.07, 0.93), rng.uniform(0.4, 1.0), rng.uniform(0.35, 1.0))
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:

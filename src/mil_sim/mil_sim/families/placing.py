@@ -29,6 +29,7 @@ from mil_sim.core import (
     check_split,
 )
 from mil_sim.kinematics import dls_solve, orientation_error, scale_to_limits, site_jacobian
+from mil_sim.mjcf_util import LazyRenderer, look_at_xyaxes, rgba_str
 from mil_sim.placing_objects import Catalogue, ContainerSpec, HeldSpec, catalogue
 from mil_sim.pr2_arm import (
     ARM_JOINT_NAMES,
@@ -115,30 +116,18 @@ class PlacingConfig:
 # ---------------------------------------------------------------------------------------------- scene
 
 
-def _look_at_xyaxes(eye: np.ndarray, target: np.ndarray) -> str:
-    forward = (target - eye) / np.linalg.norm(target - eye)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    return " ".join(f"{v:.5f}" for v in (*right, *up))
-
-
 HEAD_CAMERA_POS = np.array([-0.12, -0.2, 1.7])  # PR2 head (head_mount_kinect) above the torso
 HEAD_CAMERA_TARGET = np.array([0.58, -0.22, TABLE_Z])
 
 
-def _rgba(c: tuple[float, ...]) -> str:
-    return " ".join(f"{v:.3f}" for v in c)
-
-
 def _container_assets(c: ContainerSpec) -> str:
     if c.texture == "none":
-        return f'<material name="mat_{c.object_id}" rgba="{_rgba(c.rgba)}"/>'
+        return f'<material name="mat_{c.object_id}" rgba="{rgba_str(c.rgba)}"/>'
     builtin = {"checker": "checker", "gradient": "gradient", "stripes": "checker"}[c.texture]
     extra = ' mark="edge" markrgb="1 1 1"' if c.texture == "stripes" else ""
     return (
         f'<texture name="tex_{c.object_id}" type="cube" builtin="{builtin}" width="32" height="32" '
-        f'rgb1="{_rgba(c.rgba[:3])}" rgb2="{_rgba(c.rgba2[:3])}"{extra}/>'
+        f'rgb1="{rgba_str(c.rgba[:3])}" rgb2="{rgba_str(c.rgba2[:3])}"{extra}/>'
         f'<material name="mat_{c.object_id}" texture="tex_{c.object_id}" texrepeat="3 3"/>'
     )
 
@@ -166,7 +155,7 @@ def _held_body(h: HeldSpec) -> str:
     return (
         f'<body name="held" pos="{HOME_TOOL_POS[0]} {HOME_TOOL_POS[1]} {HOME_TOOL_POS[2]}">'
         '<freejoint name="held_free"/>'
-        f'<geom name="held_geom" type="{h.shape}" size="{size}" rgba="{_rgba(h.rgba)}" density="600" '
+        f'<geom name="held_geom" type="{h.shape}" size="{size}" rgba="{rgba_str(h.rgba)}" density="600" '
         f'friction="1 0.01 0.001"/></body>'
     )
 
@@ -175,7 +164,7 @@ def scene_xml(held: HeldSpec, containers: dict[str, ContainerSpec], config: Plac
     """MJCF of the whole scene for one task: arm, table, three containers, held item, head camera."""
     assets = "".join(_container_assets(c) for c in containers.values())
     bodies = "".join(_container_body(c, role) for role, c in containers.items())
-    xyaxes = _look_at_xyaxes(HEAD_CAMERA_POS, HEAD_CAMERA_TARGET)
+    xyaxes = look_at_xyaxes(HEAD_CAMERA_POS, HEAD_CAMERA_TARGET)
     pos = " ".join(f"{v:.4f}" for v in HEAD_CAMERA_POS)
     return f"""
 <mujoco model="mil_placing">
@@ -257,7 +246,7 @@ class PlacingEnv(Env):
         self._container_ids = {role: m.body(role).id for role in self.container_specs}
         self._limits = arm_joint_limits()
         self._substeps = max(1, round(1.0 / (self.config.control_rate_hz * PHYSICS_DT)))
-        self._renderer: mujoco.Renderer | None = None
+        self._camera = LazyRenderer(self.model, self.config.camera_width, self.config.camera_height, "head_camera")
         self._q = HOME_QPOS.copy()
         self._qdot = np.zeros(7)
         self._open = False
@@ -376,10 +365,7 @@ class PlacingEnv(Env):
         return np.concatenate([self._q, self.data.site_xpos[self._tool], [float(self._open)]]).astype(np.float32)
 
     def render_camera(self) -> np.ndarray:
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.config.camera_height, self.config.camera_width)
-        self._renderer.update_scene(self.data, camera="head_camera")
-        return self._renderer.render().copy()
+        return self._camera.render(self.data)
 
     def ee_pose(self) -> np.ndarray:
         quat = np.zeros(4)
@@ -403,9 +389,7 @@ class PlacingEnv(Env):
         return self._open
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._camera.close()
 
 
 # --------------------------------------------------------------------------------------------- expert

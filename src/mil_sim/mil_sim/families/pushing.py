@@ -40,6 +40,7 @@ from mil_sim.core import (
     check_split,
 )
 from mil_sim.kinematics import dls_solve, orientation_error, site_jacobian
+from mil_sim.mjcf_util import LazyRenderer, look_at_xyaxes, rgba_str
 from mil_sim.pr2_arm import ARM_JOINT_NAMES, GRIPPER_JOINT_NAME, arm_joint_limits, arm_mjcf
 from mil_sim.pushing_objects import Part, PushCatalogue, PushObjectSpec, push_catalogue
 
@@ -144,32 +145,20 @@ class PushingConfig:
 # ---------------------------------------------------------------------------------------------- scene
 
 
-def _look_at_xyaxes(eye: np.ndarray, target: np.ndarray) -> str:
-    forward = (target - eye) / np.linalg.norm(target - eye)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    return " ".join(f"{v:.5f}" for v in (*right, *up))
-
-
-def _rgba(c: tuple[float, ...]) -> str:
-    return " ".join(f"{v:.3f}" for v in c)
-
-
 def _object_assets(o: PushObjectSpec) -> str:
     """Two materials per object (main and secondary parts), textured with a builtin pattern or flat."""
     if o.texture == "none":
         return (
-            f'<material name="mat_{o.object_id}" rgba="{_rgba(o.rgba)}"/>'
-            f'<material name="mat2_{o.object_id}" rgba="{_rgba(o.rgba2)}"/>'
+            f'<material name="mat_{o.object_id}" rgba="{rgba_str(o.rgba)}"/>'
+            f'<material name="mat2_{o.object_id}" rgba="{rgba_str(o.rgba2)}"/>'
         )
     builtin = {"checker": "checker", "gradient": "gradient", "stripes": "checker"}[o.texture]
     extra = ' mark="edge" markrgb="1 1 1"' if o.texture == "stripes" else ""
     return (
         f'<texture name="tex_{o.object_id}" type="cube" builtin="{builtin}" width="32" height="32" '
-        f'rgb1="{_rgba(o.rgba[:3])}" rgb2="{_rgba(o.rgba2[:3])}"{extra}/>'
+        f'rgb1="{rgba_str(o.rgba[:3])}" rgb2="{rgba_str(o.rgba2[:3])}"{extra}/>'
         f'<material name="mat_{o.object_id}" texture="tex_{o.object_id}" texrepeat="2 2"/>'
-        f'<material name="mat2_{o.object_id}" rgba="{_rgba(o.rgba2)}"/>'
+        f'<material name="mat2_{o.object_id}" rgba="{rgba_str(o.rgba2)}"/>'
     )
 
 
@@ -231,7 +220,7 @@ def scene_xml(objects: dict[str, PushObjectSpec], config: PushingConfig) -> str:
             rgba="0.9 0.05 0.05 1" contype="0" conaffinity="0"/>
     </body>
     <camera name="scene_camera" pos="{" ".join(f"{v:.4f}" for v in CAMERA_POS)}"
-            xyaxes="{_look_at_xyaxes(CAMERA_POS, CAMERA_TARGET)}" fovy="40"/>
+            xyaxes="{look_at_xyaxes(CAMERA_POS, CAMERA_TARGET)}" fovy="40"/>
     {arm_mjcf()}
     {bodies}
   </worldbody>
@@ -364,7 +353,7 @@ class PushingEnv(Env):
         self._goal_body = m.body("goal").id
         self.tip_site = m.site("pusher_tip").id
         self._pusher_geom = m.geom("pusher").id
-        self._renderer: mujoco.Renderer | None = None
+        self._camera = LazyRenderer(self.model, self.config.image_width, self.config.image_height, "scene_camera")
         self.layout: Layout | None = None
         self.on_goal_steps = 0
         self._t = 0.0
@@ -455,10 +444,7 @@ class PushingEnv(Env):
         ).astype(np.float32)
 
     def render_camera(self) -> np.ndarray:
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.config.image_height, self.config.image_width)
-        self._renderer.update_scene(self.data, camera="scene_camera")
-        return self._renderer.render().copy()
+        return self._camera.render(self.data)
 
     def ee_pose(self) -> np.ndarray:
         quat = np.zeros(4)
@@ -478,9 +464,7 @@ class PushingEnv(Env):
         return False  # the pusher arm has no gripper; recorded as closed throughout
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._camera.close()
 
 
 # --------------------------------------------------------------------------------------------- expert
