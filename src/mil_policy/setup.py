@@ -1,10 +1,19 @@
 """ament_python build script: `colcon build` and `pip install -e` both use it."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 package_name = "mil_policy"
+# config/ and launch/ live at the workspace root (one copy shared by every package and the pip-mode
+# entry points); colcon may run this script from another directory, so resolve them from this file.
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def workspace_files(pattern: str) -> list[str]:
+    return sorted(os.path.relpath(f) for f in glob(os.path.join(ROOT, pattern)))
+
 
 setup(
     name=package_name,
@@ -14,8 +23,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        ("share/" + package_name + "/config", glob("../../config/*.yaml")),
-        ("share/" + package_name + "/launch", glob("../../launch/*.launch.py")),
+        ("share/" + package_name + "/config", workspace_files("config/*.yaml")),
+        ("share/" + package_name + "/launch", workspace_files("launch/*.launch.py")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
