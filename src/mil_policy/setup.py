@@ -1,18 +1,18 @@
 """ament_python build script: `colcon build` and `pip install -e` both use it."""
 
 import os
-from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 package_name = "mil_policy"
 # config/ and launch/ live at the workspace root (one copy shared by every package and the pip-mode
 # entry points); colcon may run this script from another directory, so resolve them from this file.
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def workspace_files(pattern: str) -> list[str]:
-    return sorted(os.path.relpath(f) for f in glob(os.path.join(ROOT, pattern)))
+    return sorted(os.path.relpath(f) for f in ROOT.glob(pattern))
 
 
 setup(
