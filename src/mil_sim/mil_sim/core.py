@@ -191,6 +191,12 @@ def check_split(split: str) -> str:
     return split
 
 
+def not_in_split(object_id: str, role: str, split: str, belongs_to: str | None) -> TaskError:
+    """The error for a task object outside the requested split, naming the split it does belong to."""
+    hint = f"it belongs to the {belongs_to} split" if belongs_to else "no such object in the catalogue"
+    return TaskError(f"object {object_id!r} for role {role!r} is not in the {split} split ({hint})")
+
+
 def check_positive(name: str, value: int | float) -> None:
     if not value > 0:
         raise TaskError(f"{name} must be positive, got {value!r}")

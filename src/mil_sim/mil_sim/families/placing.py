@@ -27,6 +27,7 @@ from mil_sim.core import (
     TaskFamily,
     check_positive,
     check_split,
+    not_in_split,
 )
 from mil_sim.kinematics import dls_solve, orientation_error, scale_to_limits, site_jacobian
 from mil_sim.mjcf_util import LazyRenderer, look_at_xyaxes, rgba_str
@@ -504,8 +505,7 @@ class PlacingFamily(TaskFamily):
             pool = self.catalogue.held_split[split] if role == "held" else self.catalogue.container_split[split]
             if oid not in pool:
                 where = [s for s in ("train", "val", "test") if oid in self.objects(s)]
-                hint = f"it belongs to the {where[0]} split" if where else "no such object in the catalogue"
-                raise TaskError(f"object {oid!r} for role {role!r} is not in the {split} split ({hint})")
+                raise not_in_split(oid, role, split, where[0] if where else None)
         if len({roles["target"], roles["distractor_0"], roles["distractor_1"]}) != 3:
             raise TaskError("target and distractors must be three different containers")
         name = "-".join(roles[r] for r in ("held", "target", "distractor_0", "distractor_1"))

@@ -38,6 +38,7 @@ from mil_sim.core import (
     TaskFamily,
     check_positive,
     check_split,
+    not_in_split,
 )
 from mil_sim.kinematics import dls_solve, orientation_error, site_jacobian
 from mil_sim.mjcf_util import LazyRenderer, look_at_xyaxes, rgba_str
@@ -699,9 +700,7 @@ class PushingFamily(TaskFamily):
             raise TaskError(f"pushing task needs roles {sorted(ROLES)}, got {sorted(roles)}")
         for role, oid in roles.items():
             if oid not in self.objects(split):
-                where = self.catalogue.split_of(oid)
-                hint = f"it belongs to the {where} split" if where else "no such object in the catalogue"
-                raise TaskError(f"object {oid!r} for role {role!r} is not in the {split} split ({hint})")
+                raise not_in_split(oid, role, split, self.catalogue.split_of(oid))
         if roles["target"] == roles["distractor"]:
             raise TaskError("target and distractor must be different objects")
 
