@@ -1,7 +1,8 @@
 """The main job without ROS launch: sim + bridge + policy in one process, with the launch file's YAML.
 
 ``launch/place.launch.py`` starts the same three nodes (``NODES`` below; a test compares the two) for a
-real ROS 2 install. Here they run in one rclpy executor, which is all a pip-only machine has. After the
+real ROS 2 install. Here they run in one process (one executor thread per node), which is all a pip-only
+machine has. After the
 episode the gripper has opened (the policy does that at the end of its horizon); the sim then scores the
 trial, and this command prints success, adaptation time and step latency, and writes a rollout video.
 
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
     from sensor_msgs.msg import Image
@@ -122,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     rclpy.init()
     nodes: list[Node] = []
-    executor = MultiThreadedExecutor(num_threads=4)
+    executors: list[SingleThreadedExecutor] = []
+    threads: list[threading.Thread] = []
     try:
         for spec in NODES:
             if spec.sim_only and args.no_sim:
@@ -143,16 +145,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             watcher.create_subscription(
                 Image, policy.params["image_topic"], lambda m: frames.append(msg_to_rgb(m)), qos_profile_sensor_data
             )
-        for n in (*nodes, watcher):
-            executor.add_node(n)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
+        for n in (*nodes, watcher):  # one executor thread per node: no node waits on another's callbacks
+            executors.append(SingleThreadedExecutor())
+            executors[-1].add_node(n)
+            threads.append(threading.Thread(target=executors[-1].spin, daemon=True, name=f"spin_{n.get_name()}"))
+            threads[-1].start()
         result = _run_episode(states, args.timeout, None if args.no_sim else SimClient())
     except (NodeConfigError, ValueError) as exc:
         print(f"mil-place: {exc}", file=sys.stderr)
         return 2
     finally:
-        executor.shutdown()
+        for ex in executors:
+            ex.shutdown()
+        for th in threads:  # no callback may still run while its node is destroyed
+            th.join(timeout=5.0)
         for n in nodes:
             n.destroy_node()
         rclpy.try_shutdown()

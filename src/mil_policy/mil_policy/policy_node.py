@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -53,6 +54,7 @@ PARAMETERS = (
     ("state_timeout_s", 0.5, "fault when joint states or tool pose are older than this while running", True),
     ("startup_timeout_s", 5.0, "after start, wait this long for the first image and state before faulting", True),
     ("device", "cpu", "torch device for adaptation and inference", True),
+    ("torch_threads", 1, "torch CPU threads: the network is small, and more threads starve the other nodes", True),
     ("base_frame_id", "base_link", "frame of the published twists", True),
     ("image_topic", "/head_mount_kinect/rgb/image_raw", "camera images", True),
     ("joint_states_topic", "/joint_states", "joint states", True),
@@ -123,6 +125,8 @@ class PolicyNode(Node):
 
     def _load_checkpoint(self) -> None:
         path = self.params["checkpoint"] or str(default_checkpoint())
+        if self.params["torch_threads"] > 0:
+            torch.set_num_threads(self.params["torch_threads"])
         try:
             self.runner = PolicyRunner(
                 path, demo_inputs=self.params["demo_inputs"] or None, device=self.params["device"]
