@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -295,7 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         lambda defaults: PolicyNode(parameter_defaults=defaults),
         argv,
         description=__doc__.splitlines()[0],
-        make_executor=lambda: MultiThreadedExecutor(num_threads=2),
         on_shutdown=lambda node: node.stop(),
     )
 
