@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from mil_policy.config import MilConfig
+from mil_policy.config import ConfigError, MilConfig
 from mil_policy.maml import DemoBatch, MetaLearner, clip_meta_gradient, parameters_of
 from mil_policy.network import PolicyNetwork
 
@@ -103,38 +103,14 @@ class MilPolicy(ConditionedPolicy):
         return out.actions[0, 1].cpu().numpy()
 
 
-class RandomMethod(Method):
-    """The paper's random baseline: uniform actions within the family's bounds; nothing to train."""
-
-    def __init__(
-        self, config: MilConfig, low: np.ndarray | None = None, high: np.ndarray | None = None, seed: int = 0
-    ) -> None:
-        self.config = config
-        self.module = nn.Module()
-        a = config.network.action_dim
-        self.low = np.full(a, -1.0) if low is None else np.asarray(low)
-        self.high = np.full(a, 1.0) if high is None else np.asarray(high)
-        self.rng = np.random.default_rng(seed)
-
-    def training_loss(self, batch_a: DemoBatch, batch_b: DemoBatch) -> torch.Tensor:
-        raise RuntimeError("the random policy has nothing to train")
-
-    def condition(self, demo: DemoBatch) -> ConditionedPolicy:
-        method = self
-
-        class _Random(ConditionedPolicy):
-            def act(self, image: np.ndarray, state: np.ndarray) -> np.ndarray:
-                return method.rng.uniform(method.low, method.high).astype(np.float32)
-
-        return _Random()
-
-
 def build_method(config: MilConfig) -> Method:
     """The method a config names (``config.method``)."""
     if config.method == "mil":
         return MilMethod(config)
     if config.method == "random":
-        return RandomMethod(config)
+        raise ConfigError(
+            "the random policy has nothing to train or adapt; evaluate it with `evaluate --method random`"
+        )
     from mil_policy import baselines
 
     return baselines.build_baseline(config)
