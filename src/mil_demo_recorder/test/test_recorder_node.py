@@ -213,8 +213,11 @@ def test_joy_buttons_record_a_bag_matching_the_published_stream(
     assert abs(len(ep) - len(episode) / 2) <= 6  # published at 2x speed: 3 s on the 20 Hz grid
     assert abs(len(db.read_raw_episode(bag, grid="command")) - len(episode)) <= 3  # one step per command
     assert ep.images.shape[1:] == (240, 320, 3)
-    match = [np.abs(episode.actions - a).max(axis=1).min() for a in ep.actions[2:-2]]
-    assert max(match) < 1e-6, "every step's action is one of the commands the operator sent"
+    # A step whose newest command is older than the bridge watchdog reads as zero (a loaded machine can
+    # delay delivery that long), so zero is a legitimate value besides the commands that were sent.
+    sent = np.vstack([episode.actions, np.zeros((1, episode.actions.shape[1]), episode.actions.dtype)])
+    match = [np.abs(sent - a).max(axis=1).min() for a in ep.actions[2:-2]]
+    assert max(match) < 1e-6, "every step's action is one of the commands the operator sent (or zero)"
 
 
 def _layout(key: str) -> str:
