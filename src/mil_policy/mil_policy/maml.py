@@ -13,7 +13,6 @@ after another: the readable reference) and ``vmap`` (torch.func: the inner loop 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -188,6 +187,3 @@ def clip_meta_gradient(net: torch.nn.Module, clip: float | None) -> None:
     for p in net.parameters():
         if p.grad is not None:
             p.grad.clamp_(-clip, clip)
-
-
-LossFn = Callable[[Params, DemoBatch], torch.Tensor]

@@ -373,9 +373,6 @@ class PlacingEnv(Env):
         mujoco.mju_mat2Quat(quat, self.data.site_xmat[self._tool])
         return np.concatenate([self.data.site_xpos[self._tool], quat])
 
-    def ee_rotation(self) -> np.ndarray:
-        return self.data.site_xmat[self._tool].reshape(3, 3).copy()
-
     def joint_names(self) -> tuple[str, ...]:
         return (*ARM_JOINT_NAMES, GRIPPER_JOINT_NAME)
 
