@@ -39,6 +39,7 @@ from mil_policy.checkpoint import (
 from mil_policy.config import ConfigError, MilConfig
 from mil_policy.dataset import (
     DatasetError,
+    MetaBatchIndices,
     MetaBatchSampler,
     MetaDataset,
     check_compatible,
@@ -186,22 +187,44 @@ def meta_step(
     return total, stops > 0
 
 
-def validation_loss(method: Method, sampler: MetaBatchSampler, batches: int, dist_ctx: DistContext) -> float:
-    """Mean meta-loss of ``batches`` meta-batches of held-out tasks (gradients of the inner loop only)."""
+def validation_loss(
+    method: Method, sampler: MetaBatchSampler, batches: int, dist_ctx: DistContext
+) -> tuple[float, float | None]:
+    """Mean meta-loss of ``batches`` meta-batches of held-out tasks, and the same when each task is
+    conditioned on another task's demo (None for a one-task meta-batch).
+
+    The second number is the check that the policy uses its demonstration: a policy that ignores the
+    demo scores the same with a wrong one, so "val" far below "val_other_demo" means one-shot adaptation
+    works, and the two together mean the policy has learned only what all tasks share.
+    """
     method.module.eval()
-    total = 0.0
+    total, total_other = 0.0, 0.0
     try:
         for _ in range(batches):
             idx = sampler.sample_indices()
             m = len(idx.tasks)
             part = dist_ctx.share(m)
             n = part.stop - part.start
-            if n:
-                batch_a, batch_b = sampler.load(idx, part)
-                total += float(method.training_loss(batch_a, batch_b).detach()) * n / m
+            if not n:
+                continue
+            batch_a, batch_b = sampler.load(idx, part)
+            total += float(method.training_loss(batch_a, batch_b).detach()) * n / m
+            if m > 1:
+                other_a, _ = sampler.load(other_task_demos(idx, sampler.shots), part)
+                total_other += float(method.training_loss(other_a, batch_b).detach()) * n / m
     finally:
         method.module.train()
-    return dist_ctx.all_reduce_sum([total])[0] / batches
+    summed = dist_ctx.all_reduce_sum([total, total_other])
+    return summed[0] / batches, (summed[1] / batches if sampler.meta_batch > 1 else None)
+
+
+def other_task_demos(idx: MetaBatchIndices, shots: int) -> MetaBatchIndices:
+    """The same meta-batch with each task's adaptation demos taken from the next task in it."""
+    demos, frames = idx.demos.copy(), None if idx.frames is None else idx.frames.copy()
+    demos[:, :shots] = np.roll(idx.demos[:, :shots], 1, axis=0)
+    if frames is not None:
+        frames[:, :shots] = np.roll(idx.frames[:, :shots], 1, axis=0)
+    return MetaBatchIndices(idx.tasks, demos, frames)
 
 
 # -------------------------------------------------------------------------------------------- trainer
@@ -214,6 +237,7 @@ class Progress:
     seconds: float = 0.0  # training wall time over all sessions of this run
     last_train: float | None = None
     last_val: float | None = None
+    last_val_other: float | None = None  # validation loss adapted on other tasks' demos
 
 
 class Trainer:
@@ -405,12 +429,12 @@ class Trainer:
                     )
                 window.append(loss)
                 p.last_train = loss
-                val = None
+                val = val_other = None
                 due = p.iteration % cfg.val_every == 0 or p.iteration == total
                 if self.val_sampler is not None and due:
                     self.val_sampler.rng = np.random.default_rng(cfg.seed + 1)  # same batches every time
-                    val = validation_loss(self.method, self.val_sampler, self.args.val_batches, self.dist)
-                    p.last_val = val
+                    val, val_other = validation_loss(self.method, self.val_sampler, self.args.val_batches, self.dist)
+                    p.last_val, p.last_val_other = val, val_other
                 self.session_seconds = time.monotonic() - session_start
                 p.seconds = seconds_before + self.session_seconds
                 periodic = p.iteration % cfg.checkpoint_every == 0 and p.iteration < total
@@ -420,7 +444,7 @@ class Trainer:
                     if log is not None and (
                         p.iteration % cfg.log_every == 0 or val is not None or p.iteration == total or stop
                     ):
-                        log.log(p.iteration, float(np.mean(window)), val, p.seconds)
+                        log.log(p.iteration, float(np.mean(window)), val, p.seconds, val_other)
                         window = []
                     if val is not None and val < p.best_val:
                         p.best_val = val
@@ -431,6 +455,8 @@ class Trainer:
                     shown = {"loss": f"{loss:.4g}"}
                     if p.last_val is not None:
                         shown["val"] = f"{p.last_val:.4g}"
+                    if p.last_val_other is not None:
+                        shown["val_other_demo"] = f"{p.last_val_other:.4g}"
                     bar.set_postfix(shown)
                 if stop:
                     interrupted = True
@@ -453,6 +479,7 @@ class Trainer:
             "iteration": p.iteration,
             "train_loss": p.last_train,
             "val_loss": p.last_val,
+            "val_other_demo_loss": p.last_val_other,
             "best_val_loss": None if math.isinf(p.best_val) else p.best_val,
             "world_size": self.dist.world_size,
             "dataset": self.dataset_info,

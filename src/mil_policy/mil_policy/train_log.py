@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 
 CSV_NAME = "metrics.csv"
-CSV_FIELDS = ("iteration", "train_loss", "val_loss", "seconds")
+# val_other_demo: validation loss when each task adapts on another task's demo (see train.validation_loss).
+CSV_FIELDS = ("iteration", "train_loss", "val_loss", "seconds", "val_other_demo")
 TENSORBOARD_DIR = "tensorboard"
 CURVE_NAME = "training_curve.png"
 
@@ -45,13 +46,22 @@ class TrainLog:
             for r in kept:
                 w.writerow([_fmt(r[k]) for k in CSV_FIELDS])
 
-    def log(self, iteration: int, train_loss: float | None, val_loss: float | None, seconds: float) -> None:
-        self._csv.writerow([iteration, _fmt(train_loss), _fmt(val_loss), f"{seconds:.3f}"])
+    def log(
+        self,
+        iteration: int,
+        train_loss: float | None,
+        val_loss: float | None,
+        seconds: float,
+        val_other_demo: float | None = None,
+    ) -> None:
+        self._csv.writerow([iteration, _fmt(train_loss), _fmt(val_loss), f"{seconds:.3f}", _fmt(val_other_demo)])
         self._file.flush()
         if train_loss is not None:
             self.writer.add_scalar("loss/train", train_loss, iteration)
         if val_loss is not None:
             self.writer.add_scalar("loss/val", val_loss, iteration)
+        if val_other_demo is not None:
+            self.writer.add_scalar("loss/val_other_demo", val_other_demo, iteration)
         self.writer.add_scalar("time/seconds", seconds, iteration)
 
     def close(self) -> None:
@@ -85,15 +95,21 @@ def plot_curve(csv_path: Path, png_path: Path, title: str = "") -> Path | None:
     rows = read_metrics(csv_path)
     train = [(r["iteration"], r["train_loss"]) for r in rows if r["train_loss"] is not None]
     val = [(r["iteration"], r["val_loss"]) for r in rows if r["val_loss"] is not None]
+    other = [(r["iteration"], r["val_other_demo"]) for r in rows if r["val_other_demo"] is not None]
     if not train and not val:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    for points, label, style in ((train, "train (meta-batch mean)", "-"), (val, "validation tasks", "o-")):
+    curves = (
+        (train, "train (meta-batch mean)", "-"),
+        (val, "validation tasks", "o-"),
+        (other, "validation, adapted on another task's demo", "x--"),
+    )
+    for points, label, style in curves:
         if points:
             ax.plot(*zip(*points, strict=True), style, label=label, markersize=3)
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("meta-loss (post-adaptation)")
-    if all(v > 0 for _, v in train + val):
+    if all(v > 0 for _, v in train + val + other):
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend()

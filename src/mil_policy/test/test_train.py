@@ -8,11 +8,16 @@ import re
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from mil_policy import train
 from mil_policy.checkpoint import read_checkpoint, read_trainer_state
+from mil_policy.config import MilConfig
+from mil_policy.dataset import MetaBatchSampler, load_dataset
+from mil_policy.distributed import DistContext
+from mil_policy.methods import build_method
 from mil_sim import generate
 
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
@@ -119,3 +124,24 @@ def test_clear_errors(
     assert err.count("train: error:") == 1
     assert re.search(message, err), err
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_validation_also_scores_each_task_adapted_on_another_tasks_demo(demos: Path) -> None:
+    """val_other_demo: the same held-out demos, each task adapted on the next task's demo instead."""
+    config = MilConfig.load(CONFIG)
+    dataset = load_dataset(demos, config.data, progress=False)
+    sampler = MetaBatchSampler(dataset, range(dataset.num_tasks), meta_batch=3, shots=1, frames_per_demo=5, seed=0)
+    idx = sampler.sample_indices()
+    other = train.other_task_demos(idx, shots=1)
+    assert list(other.demos[:, 0]) == [idx.demos[2, 0], idx.demos[0, 0], idx.demos[1, 0]]
+    assert (other.demos[:, 1] == idx.demos[:, 1]).all()  # evaluation demos untouched
+    assert (other.frames[:, 0] == idx.frames[[2, 0, 1], 0]).all()
+    for d, t in zip(other.demos[:, 0], np.roll(idx.tasks, 1), strict=True):
+        assert dataset.task_index[d] == t  # the adaptation demo belongs to another task
+    torch.manual_seed(0)
+    method = build_method(config)
+    val, val_other = train.validation_loss(method, sampler, batches=2, dist_ctx=DistContext())
+    assert val > 0 and val_other is not None and val_other > 0 and val_other != val
+    assert method.module.training  # validation leaves the module in training mode
+    one_task = MetaBatchSampler(dataset, range(dataset.num_tasks), meta_batch=1, shots=1, seed=0)
+    assert train.validation_loss(method, one_task, batches=1, dist_ctx=DistContext())[1] is None
