@@ -86,6 +86,9 @@ class MamlConfig:
     inner_lr: float = 0.005
     inner_grad_clip: float | None = 30.0  # element-wise clip of inner gradients; None disables
     first_order: bool = False  # True drops the second-order terms of the meta-gradient
+    # Meta-learn one inner step size per parameter tensor and inner step, starting at inner_lr (the
+    # per-layer step sizes of MAML++; not in the paper, whose inner step size is one fixed alpha).
+    learn_inner_lr: bool = False
     meta_lr: float = 1e-3
     meta_grad_clip: float | None = None  # element-wise clip of the meta-gradient
     meta_batch: int = 12

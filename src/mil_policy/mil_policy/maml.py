@@ -6,6 +6,7 @@
   demos without actions, ||W y_t + b||^2 (section 4.2); the post-update head is never adapted.
 * N-shot: the inner loss averages over N demos, i.e. the inner gradient is the average of theirs.
 * An auxiliary target-position regression (placing) added to the losses.
+* Optionally (``learn_inner_lr``), meta-learned step sizes: one per parameter tensor and inner step.
 
 Two interchangeable paths compute the meta-loss over a meta-batch: ``loop`` (plain autograd, one task
 after another: the readable reference) and ``vmap`` (torch.func: the inner loop of all tasks at once).
@@ -13,16 +14,19 @@ after another: the readable reference) and ``vmap`` (torch.func: the inner loop 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from mil_policy.config import MamlConfig
 from mil_policy.network import PolicyNetwork
 
 Params = dict[str, torch.Tensor]
+INNER_LR_MODULE = "inner_log_lr"  # where learned step sizes live on the network (see MetaLearner)
 
 
 @dataclass
@@ -73,6 +77,19 @@ class MetaLearner:
         self.net = net
         self.config = config
         self.frozen = net.post_update_only()
+        if config.learn_inner_lr and not hasattr(net, INNER_LR_MODULE):
+            # Registered on the network, so the meta-optimiser, DDP's gradient reduction and the
+            # safetensors checkpoint carry them like any weight. Log-parametrised: step sizes stay
+            # positive, and Adam changes them by a similar factor whatever their size.
+            log_lr = math.log(config.inner_lr) if config.inner_lr > 0 else -30.0
+            steps = max(config.inner_steps, 1)
+            lrs = {
+                _lr_key(name): nn.Parameter(torch.full((steps,), log_lr))
+                for name, _ in net.named_parameters()
+                if name not in self.frozen
+            }
+            net.register_module(INNER_LR_MODULE, nn.ParameterDict(lrs))
+        self.frozen = self.frozen | {f"{INNER_LR_MODULE}.{k}" for k in getattr(net, INNER_LR_MODULE, {})}
 
     # ----------------------------------------------------------------------------------- losses
     def _forward(self, params: Params, images: torch.Tensor, states: torch.Tensor):
@@ -102,7 +119,8 @@ class MetaLearner:
         return loss
 
     # ------------------------------------------------------------------------------- adaptation
-    def _step(self, params: Params, grads: Params) -> Params:
+    def _step(self, params: Params, grads: Params, log_lrs: Params, step: int) -> Params:
+        """One inner update of the adaptable ``params`` (``log_lrs``: learned step sizes, or empty)."""
         clip = self.config.inner_grad_clip
         new = dict(params)
         for k, g in grads.items():
@@ -110,13 +128,19 @@ class MetaLearner:
                 g = g.detach()
             if clip is not None:
                 g = g.clamp(-clip, clip)
-            new[k] = params[k] - self.config.inner_lr * g
+            lr = log_lrs[f"{INNER_LR_MODULE}.{_lr_key(k)}"][step].exp() if log_lrs else self.config.inner_lr
+            new[k] = params[k] - lr * g
         return new
+
+    @staticmethod
+    def _log_lrs(params: Params) -> Params:
+        return {k: v for k, v in params.items() if k.startswith(INNER_LR_MODULE + ".")}
 
     def adapt(self, params: Params, demo: DemoBatch, steps: int | None = None, create_graph: bool = True) -> Params:
         """theta' = theta - alpha * clip(grad inner_loss), ``steps`` times (reference autograd path)."""
         steps = self.config.inner_steps if steps is None else steps
-        for _ in range(steps):
+        log_lrs = self._log_lrs(params)
+        for step in range(steps):
             keys = [k for k in params if k not in self.frozen]
             loss = self.inner_loss(params, demo)
             g = torch.autograd.grad(
@@ -128,6 +152,8 @@ class MetaLearner:
             params = self._step(
                 params,
                 {k: gi if gi is not None else torch.zeros_like(params[k]) for k, gi in zip(keys, g, strict=True)},
+                log_lrs,
+                min(step, self.config.inner_steps - 1),  # test time may take more steps than training
             )
         return params
 
@@ -139,8 +165,9 @@ class MetaLearner:
             return self.inner_loss({**adaptable, **frozen}, demo)
 
         adaptable = {k: v for k, v in params.items() if k not in self.frozen}
-        for _ in range(self.config.inner_steps):
-            adaptable = self._step(adaptable, grad(loss_of)(adaptable))
+        log_lrs = self._log_lrs(params)
+        for step in range(self.config.inner_steps):
+            adaptable = self._step(adaptable, grad(loss_of)(adaptable), log_lrs, step)
         return {**adaptable, **frozen}
 
     # -------------------------------------------------------------------------------- meta-loss
@@ -169,6 +196,11 @@ class MetaLearner:
         args = (*fields_a, *fields_b)
         in_dims = tuple(None if x is None else 0 for x in args)
         return vmap(one_task, in_dims=in_dims, randomness="error")(*args).mean()
+
+
+def _lr_key(param_name: str) -> str:
+    """ParameterDict key of a parameter's learned step sizes (module names cannot contain dots)."""
+    return param_name.replace(".", "__")
 
 
 def _tensors(batch: DemoBatch) -> tuple[torch.Tensor | None, ...]:

@@ -9,6 +9,7 @@ import torch
 
 from mil_policy.checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
 from mil_policy.config import ConvLayer, MilConfig, NetworkConfig
+from mil_policy.methods import build_method
 from mil_policy.network import PolicyNetwork
 
 
@@ -55,3 +56,20 @@ def test_mismatched_config_is_named(tmp_path: Path) -> None:
     state, _, _ = read_checkpoint(tmp_path / "c")
     with pytest.raises(CheckpointError, match=r"convs.0.weight: \(4, 3, 3, 3\) vs \(8, 3, 3, 3\)"):
         load_into(PolicyNetwork(big.network), state)
+
+
+def test_learned_inner_step_sizes_travel_with_the_weights(tmp_path: Path) -> None:
+    """maml.learn_inner_lr: the step sizes are saved, restored and used by the rebuilt method's adaptation."""
+    cfg = _config()
+    cfg.maml.learn_inner_lr = True
+    method = build_method(cfg)
+    with torch.no_grad():
+        method.module.get_parameter("inner_log_lr.head__bias").fill_(-1.5)
+    save_checkpoint(tmp_path / "ckpt", method.module.state_dict(), cfg)
+    state, cfg2, _ = read_checkpoint(tmp_path / "ckpt")
+    assert cfg2.maml.learn_inner_lr and "inner_log_lr.head__bias" in state
+    rebuilt = build_method(cfg2)
+    load_into(rebuilt.module, state)
+    assert rebuilt.module.get_parameter("inner_log_lr.head__bias").tolist() == [-1.5] * cfg.maml.inner_steps
+    with pytest.raises(CheckpointError):  # a fixed-step-size network has no place for them
+        load_into(PolicyNetwork(cfg.network), state)

@@ -56,6 +56,27 @@ def test_meta_gradient_matches_hand_computation(first_order: bool) -> None:
     assert net.w.grad.item() == pytest.approx(expected, rel=1e-10)
 
 
+def test_learned_inner_step_size_gets_the_hand_computed_meta_gradient() -> None:
+    """learn_inner_lr: alpha = exp(log_alpha) starts at inner_lr and dL/dlog_alpha = alpha dL/dalpha."""
+    w, alpha, (xa, ya), (xb, yb) = 0.7, 0.1, (1.5, 2.0), (-0.8, 0.3)
+    net = ScalarPolicy(w)
+    learner = MetaLearner(
+        net, MamlConfig(inner_steps=1, inner_lr=alpha, inner_grad_clip=None, loss="mse", learn_inner_lr=True)
+    )
+    log_lr = net.get_parameter("inner_log_lr.w")
+    assert log_lr.shape == (1,) and log_lr.exp().item() == pytest.approx(alpha)
+    loss = learner.task_meta_loss(parameters_of(net), _scalar_demo(xa, ya), _scalar_demo(xb, yb))
+    loss.backward()
+    g_inner = 2 * xa * (w * xa - ya)
+    w1 = w - alpha * g_inner
+    outer = 2 * (w1 * xb - yb) * xb
+    assert loss.item() == pytest.approx((w1 * xb - yb) ** 2)  # the same update as a fixed alpha
+    assert net.w.grad.item() == pytest.approx(outer * (1 - 2 * alpha * xa**2), rel=1e-10)
+    assert log_lr.grad.item() == pytest.approx(outer * -g_inner * alpha, rel=1e-10)
+    adapted = learner.adapt(parameters_of(net), _scalar_demo(xa, ya), steps=3, create_graph=False)
+    assert torch.equal(adapted["inner_log_lr.w"], log_lr)  # step sizes are never adapted themselves
+
+
 def test_two_inner_steps_chain_the_second_order_terms() -> None:
     w, alpha, xa, ya, xb, yb = 0.2, 0.05, 2.0, 1.0, 1.0, 0.5
     net = ScalarPolicy(w)
@@ -108,6 +129,7 @@ def _batch(m: int, n: int, t: int = 4, seed: int = 0) -> DemoBatch:
         ({"two_head": True, "bias_image": True}, {"inner_loss": "learned_bc", "loss": "mse"}),
         ({"two_head": True}, {"inner_loss": "learned_no_actions", "demo_inputs": "video_only"}),
         ({}, {"first_order": True}),
+        ({"bias_transform_dim": 3}, {"inner_steps": 2, "learn_inner_lr": True}),
     ],
 )
 def test_vmap_and_loop_give_the_same_meta_gradient(net_kw: dict, maml_kw: dict) -> None:
