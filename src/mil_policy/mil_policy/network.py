@@ -7,6 +7,7 @@ module still registers them as ordinary parameters, so optimisers, ``state_dict`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,10 +18,21 @@ from mil_policy.config import NetworkConfig
 
 
 class SpatialSoftArgmax(nn.Module):
-    """Expected (x, y) image position of each channel's softmax: 2 feature points per channel."""
+    """Expected (x, y) image position of each channel's softmax: 2 feature points per channel.
+
+    With ``temperature`` the activations are divided by a learned temperature (one for all channels,
+    log-parametrised so it stays positive) that starts at that value; None keeps a fixed temperature of 1.
+    """
+
+    def __init__(self, temperature: float | None = None) -> None:
+        super().__init__()
+        if temperature is not None:
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
+        if hasattr(self, "log_temperature"):
+            x = x / self.log_temperature.exp()
         softmax = F.softmax(x.reshape(n, c, h * w), dim=-1).reshape(n, c, h, w)
         xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
         ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
@@ -66,7 +78,7 @@ class PolicyNetwork(nn.Module):
         self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(norms)
         if c.spatial_softmax:
-            self.soft_argmax = SpatialSoftArgmax()
+            self.soft_argmax = SpatialSoftArgmax(c.softmax_temperature)
             feat_dim = 2 * in_ch
         else:
             feat_dim = in_ch * conv_output_size(c.image_height, c.conv) * conv_output_size(c.image_width, c.conv)

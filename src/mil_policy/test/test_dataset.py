@@ -63,7 +63,7 @@ def test_builds_memory_mapped_cache_matching_demo_arrays(demos: Path, tmp_path: 
     assert (ds.num_demos, ds.num_tasks) == (13, 5)
     assert ds.images.shape == (13, T, 64, 80, 3) and ds.images.dtype == np.uint8
     assert isinstance(ds.images, np.memmap) and isinstance(ds.states, np.memmap)
-    assert (ds.state_dim, ds.action_dim, ds.image_size) == (6, 2, (80, 64))
+    assert (ds.state_dim, ds.action_dim, ds.image_size) == (4, 2, (80, 64))
     assert ds.skipped == [] and json.loads((ds.cache_dir / "skipped.json").read_text()) == []
     # Row i is exactly what demo_arrays makes of bag i (the one conversion policy and evaluation use).
     family = get_family("reaching")
@@ -190,8 +190,8 @@ def test_sampler_shapes_frames_and_distinct_demos(demos: Path, tmp_path: Path) -
     a, b = sampler.sample()
     assert a.images.shape == (3, 2, 4, 3, 64, 80) and b.images.shape == (3, 1, 4, 3, 64, 80)
     assert a.images.dtype == torch.float32 and a.images.min() >= 0.0 and a.images.max() <= 1.0
-    assert a.states.shape == (3, 2, 4, 6) and a.actions.shape == (3, 2, 4, 2) and a.targets.shape == (3, 2, 2)
-    assert b.states.shape == (3, 1, 4, 6) and b.targets.shape == (3, 1, 2)
+    assert a.states.shape == (3, 2, 4, 4) and a.actions.shape == (3, 2, 4, 2) and a.targets.shape == (3, 2, 2)
+    assert b.states.shape == (3, 1, 4, 4) and b.targets.shape == (3, 1, 2)
     for _ in range(30):
         idx = sampler.sample_indices()
         assert len(set(idx.tasks.tolist())) == 3 and set(idx.tasks.tolist()) <= set(train)
@@ -223,8 +223,8 @@ def test_sampler_and_compatibility_errors(demos: Path, tmp_path: Path) -> None:
     val = ds.split_tasks(0.1, 0).val  # 2 demos each: not enough for 2 shots + 1
     with pytest.raises(DatasetError, match=r"at least 3 demos .* only 0 such tasks \(of 2\)"):
         MetaBatchSampler(ds, val, meta_batch=1, shots=2, name="val")
-    check_compatible(ds, NetworkConfig(image_width=80, image_height=64, state_dim=6, action_dim=2))
+    check_compatible(ds, NetworkConfig(image_width=80, image_height=64, state_dim=4, action_dim=2))
     with pytest.raises(DatasetError, match=r"images are 80x64 .* network expects 100x90"):
-        check_compatible(ds, NetworkConfig(state_dim=6, action_dim=2))
-    with pytest.raises(DatasetError, match=r"states have 6 dims but network.state_dim is 11.*actions have 2"):
+        check_compatible(ds, NetworkConfig(state_dim=4, action_dim=2))
+    with pytest.raises(DatasetError, match=r"states have 4 dims but network.state_dim is 11.*actions have 2"):
         check_compatible(ds, NetworkConfig(image_width=80, image_height=64))

@@ -40,7 +40,7 @@ def _config(method: str = "mil", network: dict[str, Any] | None = None, horizon:
     net = {
         "image_width": 80,
         "image_height": 64,
-        "state_dim": 6,
+        "state_dim": 4,
         "action_dim": 2,
         "conv": [{"filters": 4, "kernel": 3, "stride": 4}],
         "fc": [16],
@@ -112,8 +112,8 @@ class _Counting(ConditionedPolicy):
         self.calls = []
 
     def act(self, image: np.ndarray, state: np.ndarray) -> np.ndarray:
-        assert image.shape == (64, 80, 3) and image.dtype == np.uint8 and state.shape == (6,)
-        self.calls.append(float(state[4]))
+        assert image.shape == (64, 80, 3) and image.dtype == np.uint8 and state.shape == (4,)
+        self.calls.append(float(state[2]))
         return np.array([1.0, -1.0], np.float32)
 
 

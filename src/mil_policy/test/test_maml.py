@@ -211,6 +211,20 @@ def test_spatial_soft_argmax_finds_the_peak() -> None:
     torch.testing.assert_close(pts, torch.tensor([[-1.0, 1.0]]), atol=1e-6, rtol=0)
 
 
+def test_spatial_soft_argmax_temperature_sharpens_a_small_peak() -> None:
+    """After layer norm a peak is O(1): temperature 1 blurs it toward the centre, a low one finds it."""
+    x = torch.zeros(1, 1, 16, 20)
+    x[0, 0, 15, 0] = 3.0  # bottom-left, three units above the rest
+    blurred, sharp = SpatialSoftArgmax()(x), SpatialSoftArgmax(temperature=0.1)(x)
+    assert blurred.abs().max() < 0.1  # 1 pixel of e^3 against 319 of e^0: about the centre
+    torch.testing.assert_close(sharp, torch.tensor([[-1.0, 1.0]]), atol=1e-3, rtol=0)
+    learned = SpatialSoftArgmax(temperature=0.1)
+    assert [n for n, _ in learned.named_parameters()] == ["log_temperature"]
+    assert not list(SpatialSoftArgmax().parameters())
+    with pytest.raises(ConfigError, match="softmax_temperature"):
+        NetworkConfig(softmax_temperature=0.0)
+
+
 def test_network_rejects_wrong_image_size() -> None:
     net = _tiny_net()
     with pytest.raises(ValueError, match="expects"):

@@ -109,7 +109,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
     ("extra", "message"),
     [
         (["--set", "network.image_width=100"], "images are 80x64 .* network expects 100x64"),
-        (["--set", "network.state_dim=11"], "states have 6 dims but network.state_dim is 11"),
+        (["--set", "network.state_dim=11"], "states have 4 dims but network.state_dim is 11"),
         (["--set", "network.action_dim=7"], "actions have 2 dims but network.action_dim is 7"),
         (["--set", "maml.meta_batch=9"], "maml.meta_batch=9 needs 9 distinct train tasks"),
         (["--set", "maml.nope=1"], "bad config"),

@@ -94,7 +94,7 @@ def _arm_covers(env: ReachingEnv, xy: np.ndarray) -> bool:
     """Whether a link or the fingertip is drawn over (or next to) the disc at ``xy``."""
     q, l1 = env.joint_positions(), env.config.link_lengths[0]
     elbow = l1 * np.array([np.cos(q[0]), np.sin(q[0])])
-    points = [np.zeros(2), elbow, env.robot_state()[4:6].astype(np.float64)]
+    points = [np.zeros(2), elbow, env.robot_state()[2:4].astype(np.float64)]
     clearance = env.config.disc_radius + 0.03  # link radius 0.014, fingertip marker 0.018, one pixel
     for a, b in itertools.pairwise(points):
         t = np.clip(np.dot(xy - a, b - a) / np.dot(b - a, b - a), 0.0, 1.0)
@@ -232,7 +232,7 @@ def test_trial_seed_decides_layout(family: ReachingFamily) -> None:
         assert np.all((radii >= cfg.target_radius_range[0]) & (radii <= cfg.target_radius_range[1]))
         pairs = [np.linalg.norm(xy[i] - xy[j]) for i in range(3) for j in range(i + 1, 3)]
         assert min(pairs) >= cfg.min_target_separation
-        assert np.linalg.norm(obs.state[4:6] - xy[0]) >= cfg.min_start_distance
+        assert np.linalg.norm(obs.state[2:4] - xy[0]) >= cfg.min_start_distance
 
 
 def test_robot_interface_and_speed(family: ReachingFamily) -> None:
@@ -245,7 +245,7 @@ def test_robot_interface_and_speed(family: ReachingFamily) -> None:
     episode = run_episode(family, env, family.make_expert(env, 0), record_images=False)
     np.testing.assert_allclose(episode.times[1], 1.0 / family.control_rate_hz)
     pose = env.ee_pose()
-    np.testing.assert_allclose(pose[:2], env.robot_state()[4:6], atol=1e-6)
+    np.testing.assert_allclose(pose[:2], env.robot_state()[2:4], atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(pose[3:]), 1.0)
     yaw = 2.0 * np.arctan2(pose[6], pose[3])  # rotation about z only
     q = env.joint_positions()

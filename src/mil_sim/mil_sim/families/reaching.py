@@ -2,8 +2,16 @@
 
 A task is a target colour plus two distractor colours; the trial seed decides where the three discs lie
 and how the arm starts. The policy sees a top-down camera image (80x64 RGB by default) and the arm state
-(joint angles, joint velocities, fingertip position) and commands two joint torques. Success is the
-paper's: the fingertip comes within 0.05 m of the target in any of the last 10 control steps.
+(joint angles, fingertip position) and commands two joint torques. Success is the paper's: the fingertip
+comes within 0.05 m of the target in any of the last 10 control steps.
+
+The state has no joint velocities, and the expert needs none (a proportional controller; the joints'
+damping settles the arm). With velocities in the state, behaviour cloning has a shortcut: mid-reach the
+velocity already points at the target, so a policy that just continues the current motion imitates
+most frames well without knowing which disc is the target. Measured here, MIL meta-training then
+settled on exactly that demo-ignoring policy (its loss was the same after adapting on another task's
+demo), which never picks a direction at the start of a trial. Without velocities every moving frame
+depends on where the target is, which is what the demonstration has to convey.
 
 Colours come from a fixed, seeded catalogue that is split into train / val / test colours, so a
 held-out task's target colour never appeared during meta-training. The scene is flat-lit on purpose: the
@@ -33,7 +41,7 @@ from mil_sim.core import (
 
 ROLES = ("target", "distractor_0", "distractor_1")
 JOINT_NAMES = ("joint0", "joint1")
-STATE_NAMES = ("joint0_pos", "joint1_pos", "joint0_vel", "joint1_vel", "fingertip_x", "fingertip_y")
+STATE_NAMES = ("joint0_pos", "joint1_pos", "fingertip_x", "fingertip_y")
 
 # Scene colours. Catalogue colours keep a margin from these so a target never blends into the scene.
 GROUND_RGB = (0.15, 0.15, 0.15)  # outside the arena (visible left and right of it in a 80x64 image)
@@ -84,14 +92,21 @@ class ReachingConfig:
     train_tasks: int = 500
     val_tasks: int = 50
     test_tasks: int = 150
-    expert_kp: float = 4.0  # action units per rad of joint error
-    expert_kd: float = 0.6  # action units per rad/s
-    expert_noise_std: float = 0.3  # std of the Gaussian action noise at noise=1
+    expert_kp: float = 1.0  # action units per rad of joint error; with the joint damping: damping ratio ~0.7
+    expert_max_action: float = 0.5  # the expert's torque limit: a reach takes about a second, not a few steps
+    expert_noise_std: float = 0.1  # std of the Gaussian action noise at noise=1
 
     def __post_init__(self) -> None:
         for name in ("control_rate_hz", "episode_steps", "physics_timestep", "arena_size", "gear"):
             check_positive(name, getattr(self, name))
-        for name in ("success_radius", "success_window", "disc_radius", "n_val_colors", "n_test_colors"):
+        for name in (
+            "success_radius",
+            "success_window",
+            "disc_radius",
+            "n_val_colors",
+            "n_test_colors",
+            "expert_max_action",
+        ):
             check_positive(name, getattr(self, name))
         if len(self.image_size) != 2:
             raise TaskError(f"image_size must be (width, height), got {self.image_size!r}")
@@ -192,14 +207,16 @@ def inverse_kinematics(goal: np.ndarray, q: np.ndarray, links: tuple[float, floa
 
 
 def reach_action(state: np.ndarray, goal: np.ndarray, cfg: ReachingConfig) -> np.ndarray:
-    """Joint-space PD toward the IK solution for ``goal``; the paper's iLQG expert plays this role.
+    """Joint-space proportional control toward the IK solution for ``goal``; the paper's iLQG expert
+    plays this role.
 
-    With gravity-free planar dynamics and armature-dominated inertia, a saturated PD per joint is a
-    fast, well-damped reach; no trajectory optimisation is needed.
+    With gravity-free planar dynamics, armature-dominated inertia and the joints' viscous damping, a
+    saturated P controller per joint is a well-damped reach; no trajectory optimisation is needed, and
+    the action depends only on what the policy sees (joint angles and the target), not on velocities.
     """
-    q, qd = state[0:2].astype(np.float64), state[2:4].astype(np.float64)
+    q = state[0:2].astype(np.float64)
     q_goal = inverse_kinematics(goal, q, cfg.link_lengths, cfg.joint1_limit)
-    return np.clip(cfg.expert_kp * (q_goal - q) - cfg.expert_kd * qd, -1.0, 1.0)
+    return np.clip(cfg.expert_kp * (q_goal - q), -cfg.expert_max_action, cfg.expert_max_action)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -363,7 +380,7 @@ class ReachingEnv(Env):
 
     def robot_state(self) -> np.ndarray:
         """float32 in STATE_NAMES order (the shoulder angle is continuous, not wrapped)."""
-        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2], self.fingertip()]).astype(np.float32)
+        return np.concatenate([self.data.qpos[:2], self.fingertip()]).astype(np.float32)
 
     def fingertip(self) -> np.ndarray:
         return self.data.site_xpos[self._tip_site, :2].copy()
