@@ -36,6 +36,7 @@ setup(
         "console_scripts": [
             "train = mil_policy.train:main",
             "evaluate = mil_policy.evaluate:main",
+            "diagnose = mil_policy.diagnose:main",
             "policy_node = mil_policy.policy_node:main",
             "mil-place = mil_policy.bringup:main",
         ],

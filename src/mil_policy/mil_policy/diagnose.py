@@ -1,0 +1,168 @@
+"""Why does a MIL checkpoint fail? Offline checks on held-out demos, no simulator needed.
+
+Three failure modes of one-shot imitation look alike in a success table (the policy does not reach the
+target) but differ in these numbers:
+
+* **The demonstration is ignored.** The per-frame imitation error after adapting on the task's own demo
+  equals the error after adapting on another task's demo: the policy has learned only what all tasks
+  share. (Training logs the same comparison as ``val_other_demo``.)
+* **A shortcut.** The error is at the noise floor on most frames and large only on the few frames where
+  the task decides the action (e.g. the first steps of a reach, when a state with joint velocities has
+  not yet revealed where the arm is heading): the policy copies the ongoing motion.
+* **Blind features.** The spatial soft-argmax of each channel is barely more peaked than uniform, so
+  the feature points sit near the image centre whatever the scene: nothing can be localised.
+
+``diagnose --checkpoint RUN/best --demos DIR`` prints all three (and writes them as JSON with
+``--json``); the demos are read through the training cache, split as training split them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from mil_policy.checkpoint import CheckpointError, load_into, read_checkpoint
+from mil_policy.config import ConfigError
+from mil_policy.dataset import DatasetError, MetaBatchSampler, check_compatible, load_dataset
+from mil_policy.maml import parameters_of
+from mil_policy.methods import MilMethod, build_method
+from mil_policy.network import PolicyNetwork
+
+
+@dataclass
+class Diagnosis:
+    """Per-frame means over the sampled held-out tasks (frame index = demo step after subsampling)."""
+
+    tasks: int  # adaptation/evaluation pairs averaged
+    error_own_demo: list[float]  # squared action error per frame, adapted on the task's own demo
+    error_other_demo: list[float]  # the same evaluation demos, adapted on another task's demo
+    predicted_action_size: list[float]  # mean |action| of the adapted policy
+    expert_action_size: list[float]  # mean |action| of the demonstrations
+    softmax_peak: list[float] | None  # per channel: mean max probability of the spatial softmax
+    softmax_uniform: float | None  # 1 / (map height x width): the peak of a flat softmax
+
+
+def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diagnosis:
+    """Adapt on each task's demo and on the next task's, and compare per-frame errors on a third demo."""
+    if sampler.meta_batch < 2:
+        raise DatasetError("diagnosis needs at least 2 tasks per meta-batch (one to lend the other its demo)")
+    net, learner = method.module, method.learner
+    net.eval()
+    params = parameters_of(net)
+    own, other, pred_size, expert_size, first_frames = [], [], [], [], []
+    for _ in range(batches):
+        batch_a, batch_b = sampler.sample()
+        m = batch_a.images.shape[0]
+        for i in range(m):
+            demo_b = batch_b.task(i)
+            for errors, demo_a in ((own, batch_a.task(i)), (other, batch_a.task((i + 1) % m))):
+                adapted = learner.adapt(params, demo_a, create_graph=False)
+                with torch.no_grad():
+                    actions = functional_call(net, adapted, (demo_b.images, demo_b.states)).actions
+                errors.append((actions - demo_b.actions).pow(2).mean(-1).mean(0))
+                if errors is own:
+                    pred_size.append(actions.abs().mean(-1).mean(0))
+                    expert_size.append(demo_b.actions.abs().mean(-1).mean(0))
+            first_frames.append(demo_b.images[:, 0])
+    peaks, uniform = softmax_peaks(net, torch.cat(first_frames))
+
+    def mean(rows: list[torch.Tensor]) -> list[float]:
+        return [round(float(v), 6) for v in torch.stack(rows).mean(0)]
+
+    return Diagnosis(len(own), mean(own), mean(other), mean(pred_size), mean(expert_size), peaks, uniform)
+
+
+@torch.no_grad()
+def softmax_peaks(net: PolicyNetwork, images: torch.Tensor) -> tuple[list[float] | None, float | None]:
+    """Mean over ``images`` (N, C, H, W) of each channel's largest spatial-softmax probability."""
+    if not net.config.spatial_softmax:
+        return None, None
+    x = images
+    if net.config.bias_image:
+        x = torch.cat([x, net.bias_image.expand(x.shape[0], -1, -1, -1)], dim=1)
+    for conv, norm in zip(net.convs, net.norms, strict=True):
+        x = F.relu(norm(conv(x)))
+    n, c, h, w = x.shape
+    log_t = getattr(net.soft_argmax, "log_temperature", None)
+    logits = x.reshape(n, c, h * w) / (1.0 if log_t is None else log_t.exp())
+    peaks = F.softmax(logits, dim=-1).amax(-1).mean(0)
+    return [round(float(p), 4) for p in peaks], round(1.0 / (h * w), 5)
+
+
+def format_report(d: Diagnosis, every: int = 5) -> str:
+    lines = [
+        f"{d.tasks} held-out evaluation demos; squared action error per frame (mean over action dims)",
+        "frames    own demo  other demo  |policy|  |expert|",
+    ]
+    t = len(d.error_own_demo)
+    for start in range(0, t, every):
+        sl = slice(start, min(start + every, t))
+
+        def avg(v: list[float], s: slice = sl) -> float:
+            return float(np.mean(v[s]))
+
+        lines.append(
+            f"{start:>3}-{sl.stop - 1:<3}  {avg(d.error_own_demo):>9.4f}  {avg(d.error_other_demo):>10.4f}"
+            f"  {avg(d.predicted_action_size):>8.3f}  {avg(d.expert_action_size):>8.3f}"
+        )
+    gap = 1.0 - float(np.mean(d.error_own_demo)) / max(float(np.mean(d.error_other_demo)), 1e-12)
+    lines.append(f"own demo lowers the error by {100 * gap:.1f}% against another task's demo (0%: demo ignored)")
+    if d.softmax_peak is not None:
+        peaks = np.asarray(d.softmax_peak)
+        lines.append(
+            f"spatial softmax peak per channel: median {np.median(peaks):.4f}, max {peaks.max():.4f} "
+            f"(flat: {d.softmax_uniform:.4f}; a peak near flat means the feature points localise nothing)"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diagnose", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="MIL checkpoint directory (model.safetensors + config.json)")
+    p.add_argument("--demos", required=True, help="demo directory the checkpoint's config can read (generate_demos)")
+    p.add_argument("--split", choices=["val", "train"], default="val", help="tasks to diagnose on (default val)")
+    p.add_argument("--batches", type=int, default=4, help="meta-batches of tasks to average (default 4)")
+    p.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        state, config, _ = read_checkpoint(args.checkpoint)
+        method = build_method(config)
+        if not isinstance(method, MilMethod):
+            raise ConfigError(f"diagnose needs a MIL checkpoint; {args.checkpoint} is method {config.method!r}")
+        load_into(method.module, state, source=f"checkpoint {args.checkpoint}")
+        if args.batches < 1:
+            raise DatasetError("--batches must be >= 1")
+        dataset = load_dataset(args.demos, config.data)
+        check_compatible(dataset, config.network)
+        split = dataset.split_tasks(config.data.val_fraction, config.train.seed)
+        tasks = split.val if args.split == "val" else split.train
+        sampler = MetaBatchSampler(
+            dataset, tasks, min(config.maml.meta_batch, len(tasks)), shots=config.maml.shots, seed=args.seed
+        )
+        result = diagnose(method, sampler, args.batches)
+    except (CheckpointError, ConfigError, DatasetError) as exc:
+        print(f"diagnose: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(asdict(result), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
