@@ -60,8 +60,8 @@ def action_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, scale: floa
     """Equation 2, or the placing l1 + l2/100 mix, as ``scale`` x the mean over frames and action dims.
 
     A mean keeps the loss independent of how many frames a meta-iteration samples (training may use a
-    subset, adaptation at test time uses the whole demo); ``scale = horizon x action_dim`` makes it
-    equal to equation 2's per-demo sum on a full demo, which is what the paper's step sizes assume.
+    subset, adaptation at test time uses the whole demo); ``scale`` restores the magnitude the paper's
+    step sizes were tuned for (see ``MamlConfig.loss_scale``).
     """
     if kind == "mse":
         return scale * F.mse_loss(pred, target)
