@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call
 
 from mil_policy.checkpoint import CheckpointError, load_into, read_checkpoint
@@ -86,15 +85,9 @@ def softmax_peaks(net: PolicyNetwork, images: torch.Tensor) -> tuple[list[float]
     """Mean over ``images`` (N, C, H, W) of each channel's largest spatial-softmax probability."""
     if not net.config.spatial_softmax:
         return None, None
-    x = images
-    if net.config.bias_image:
-        x = torch.cat([x, net.bias_image.expand(x.shape[0], -1, -1, -1)], dim=1)
-    for conv, norm in zip(net.convs, net.norms, strict=True):
-        x = F.relu(norm(conv(x)))
-    n, c, h, w = x.shape
-    log_t = getattr(net.soft_argmax, "log_temperature", None)
-    logits = x.reshape(n, c, h * w) / (1.0 if log_t is None else log_t.exp())
-    peaks = F.softmax(logits, dim=-1).amax(-1).mean(0)
+    maps = net.feature_maps(images)
+    peaks = net.soft_argmax.probabilities(maps).flatten(2).amax(-1).mean(0)
+    h, w = maps.shape[-2:]
     return [round(float(p), 4) for p in peaks], round(1.0 / (h * w), 5)
 
 

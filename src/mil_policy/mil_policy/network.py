@@ -29,11 +29,16 @@ class SpatialSoftArgmax(nn.Module):
         if temperature is not None:
             self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) feature maps -> each channel's spatial softmax, same shape."""
         n, c, h, w = x.shape
         if hasattr(self, "log_temperature"):
             x = x / self.log_temperature.exp()
-        softmax = F.softmax(x.reshape(n, c, h * w), dim=-1).reshape(n, c, h, w)
+        return F.softmax(x.reshape(n, c, h * w), dim=-1).reshape(n, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        softmax = self.probabilities(x)
         xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
         ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
         fx = (softmax.sum(dim=2) * xs).sum(dim=-1)
@@ -83,6 +88,7 @@ class PolicyNetwork(nn.Module):
         else:
             feat_dim = in_ch * conv_output_size(c.image_height, c.conv) * conv_output_size(c.image_width, c.conv)
         self.feature_dim = feat_dim
+        self._act = F.elu if c.activation == "elu" else F.relu
         if c.predict_target:
             self.target_head = nn.Linear(feat_dim, c.target_dim)
         if c.bias_transform_dim:
@@ -101,13 +107,18 @@ class PolicyNetwork(nn.Module):
         """Parameters the demonstration does not update: the post-update head of a two-head network."""
         return {"head.weight", "head.bias"} if self.config.two_head else set()
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) float images in [0, 1] -> (N, feature_dim)."""
+    def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float images in [0, 1] -> the last conv layer's maps (after its nonlinearity)."""
         x = images
         if self.config.bias_image:
             x = torch.cat([x, self.bias_image.expand(x.shape[0], -1, -1, -1)], dim=1)
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            x = F.relu(norm(conv(x)))
+            x = self._act(norm(conv(x)))
+        return x
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float images in [0, 1] -> (N, feature_dim)."""
+        x = self.feature_maps(images)
         if self.config.spatial_softmax:
             return self.soft_argmax(x)
         return x.flatten(1)
@@ -131,6 +142,6 @@ class PolicyNetwork(nn.Module):
             parts.append(self.bias_transform.expand(b, t, -1))
         x = torch.cat(parts, dim=-1)
         for fc in self.fcs:
-            x = F.relu(fc(x))
+            x = self._act(fc(x))
         pre = self.head_pre(x) if c.two_head else None
         return PolicyOutput(actions=self.head(x), pre_head=pre, target=target)

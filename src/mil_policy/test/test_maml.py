@@ -225,6 +225,23 @@ def test_spatial_soft_argmax_temperature_sharpens_a_small_peak() -> None:
         NetworkConfig(softmax_temperature=0.0)
 
 
+def test_elu_activation_keeps_a_gradient_where_relu_has_none() -> None:
+    """activation: elu; a hidden unit that ReLU has switched off still passes a signal and a gradient."""
+    relu, elu = _tiny_net(), _tiny_net(activation="elu")
+    elu.load_state_dict(relu.state_dict())
+    for net in (relu, elu):
+        with torch.no_grad():
+            net.fcs[0].bias.fill_(-20.0)  # every FC unit far below zero: dead under ReLU
+    images, states = torch.rand(2, 3, 3, 10, 12), torch.rand(2, 3, 3)
+    grads = []
+    for net in (relu, elu):
+        net(images, states).actions.sum().backward()
+        grads.append(net.fcs[0].weight.grad.abs().sum().item())
+    assert grads[0] == 0.0 and grads[1] > 0.0
+    with pytest.raises(ConfigError, match="activation"):
+        NetworkConfig(activation="tanh")
+
+
 def test_network_rejects_wrong_image_size() -> None:
     net = _tiny_net()
     with pytest.raises(ValueError, match="expects"):
