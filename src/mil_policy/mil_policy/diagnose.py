@@ -11,6 +11,8 @@ target) but differ in these numbers:
   not yet revealed where the arm is heading): the policy copies the ongoing motion.
 * **Blind features.** The spatial soft-argmax of each channel is barely more peaked than uniform, so
   the feature points sit near the image centre whatever the scene: nothing can be localised.
+* **Dead units.** Hidden FC units that are never positive on any evaluated frame: under ReLU they get
+  no gradient and stay off for good (a phase of demo-ignoring training switches many off).
 
 ``diagnose --checkpoint RUN/best --demos DIR`` prints all three (and writes them as JSON with
 ``--json``); the demos are read through the training cache, split as training split them.
@@ -48,6 +50,8 @@ class Diagnosis:
     expert_action_size: list[float]  # mean |action| of the demonstrations
     softmax_peak: list[float] | None  # per channel: mean max probability of the spatial softmax
     softmax_uniform: float | None  # 1 / (map height x width): the peak of a flat softmax
+    inactive_units: list[int]  # per hidden FC layer: units never positive on any evaluated frame
+    fc_widths: list[int]
 
 
 def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diagnosis:
@@ -58,6 +62,15 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
     net.eval()
     params = parameters_of(net)
     own, other, pred_size, expert_size, first_frames = [], [], [], [], []
+    ever_positive = [torch.zeros(fc.out_features, dtype=torch.bool) for fc in net.fcs]
+
+    def record(layer: int):
+        def hook(_module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> None:
+            ever_positive[layer] |= (out.detach() > 0).flatten(0, -2).any(0).cpu()
+
+        return hook
+
+    hooks = [fc.register_forward_hook(record(k)) for k, fc in enumerate(net.fcs)]
     for _ in range(batches):
         batch_a, batch_b = sampler.sample()
         m = batch_a.images.shape[0]
@@ -72,12 +85,18 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
                     pred_size.append(actions.abs().mean(-1).mean(0))
                     expert_size.append(demo_b.actions.abs().mean(-1).mean(0))
             first_frames.append(demo_b.images[:, 0])
+    for h in hooks:
+        h.remove()
     peaks, uniform = softmax_peaks(net, torch.cat(first_frames))
+    inactive = [int((~seen).sum()) for seen in ever_positive]
 
     def mean(rows: list[torch.Tensor]) -> list[float]:
         return [round(float(v), 6) for v in torch.stack(rows).mean(0)]
 
-    return Diagnosis(len(own), mean(own), mean(other), mean(pred_size), mean(expert_size), peaks, uniform)
+    widths = [fc.out_features for fc in net.fcs]
+    return Diagnosis(
+        len(own), mean(own), mean(other), mean(pred_size), mean(expert_size), peaks, uniform, inactive, widths
+    )
 
 
 @torch.no_grad()
@@ -115,6 +134,9 @@ def format_report(d: Diagnosis, every: int = 5) -> str:
             f"spatial softmax peak per channel: median {np.median(peaks):.4f}, max {peaks.max():.4f} "
             f"(flat: {d.softmax_uniform:.4f}; a peak near flat means the feature points localise nothing)"
         )
+    if d.fc_widths:
+        layers = ", ".join(f"{n} of {w}" for n, w in zip(d.inactive_units, d.fc_widths, strict=True))
+        lines.append(f"hidden FC units never positive on these frames, per layer: {layers} (dead, under ReLU)")
     return "\n".join(lines)
 
 

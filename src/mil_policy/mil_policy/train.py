@@ -219,7 +219,7 @@ def validation_loss(
 
 
 def other_task_demos(idx: MetaBatchIndices, shots: int) -> MetaBatchIndices:
-    """The same meta-batch with each task's adaptation demos taken from the next task in it."""
+    """The same meta-batch with task i adapting on the demos of task i - 1 (the first on the last's)."""
     demos, frames = idx.demos.copy(), None if idx.frames is None else idx.frames.copy()
     demos[:, :shots] = np.roll(idx.demos[:, :shots], 1, axis=0)
     if frames is not None:

@@ -47,6 +47,13 @@ def test_a_demo_ignoring_policy_scores_the_same_with_any_demo(demos: Path) -> No
     peaks = d2.softmax_peak
     assert peaks is not None and len(peaks) == config.network.conv[-1].filters
     assert all(d2.softmax_uniform <= p <= 1.0 for p in peaks)
+    assert d2.fc_widths == config.network.fc and all(
+        0 <= n <= w for n, w in zip(d2.inactive_units, d2.fc_widths, strict=True)
+    )
+    with torch.no_grad():  # switch every unit of the first FC layer off: all are reported dead
+        adapting.module.fcs[0].bias.fill_(-1e3)
+    d3 = diagnose.diagnose(adapting, MetaBatchSampler(dataset, range(4), meta_batch=3, seed=0), batches=1)
+    assert d3.inactive_units[0] == config.network.fc[0]
 
 
 def test_cli_reports_and_writes_json_and_refuses_bad_input(demos: Path, tmp_path: Path, capsys) -> None:
@@ -56,7 +63,7 @@ def test_cli_reports_and_writes_json_and_refuses_bad_input(demos: Path, tmp_path
     argv = ["--checkpoint", str(tmp_path / "ckpt"), "--demos", str(demos), "--split", "train", "--json", str(out)]
     assert diagnose.main(argv) == 0
     report = capsys.readouterr().out
-    assert "own demo lowers the error by" in report and "spatial softmax peak" in report
+    assert "own demo lowers the error by" in report and "spatial softmax peak" in report and "never positive" in report
     assert json.loads(out.read_text())["tasks"] > 0
     assert diagnose.main(["--checkpoint", str(tmp_path / "missing"), "--demos", str(demos)]) == 2
     assert "does not exist" in capsys.readouterr().err
