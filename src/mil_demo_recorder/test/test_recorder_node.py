@@ -150,9 +150,11 @@ def teleop(domain_id: int) -> Iterator[Teleop]:
 
 @pytest.fixture
 def recorder(domain_id: int, tmp_path: Path) -> Iterator[InProcessRecorder]:
-    r = InProcessRecorder(
-        domain_id, {"dataset_dir": str(tmp_path / "teleop"), "operator": "tester", "flush_period_s": 0.2}
-    )
+    # max_gap_s: the test's publisher shares this process (and its GIL) with the recorder, whose chunk
+    # writes can hold it for a few hundred ms, so the stamps of a stream may gap by 0.5 s where a separate
+    # teleop process would not; the gap check itself is tested in test_recorder_units.py.
+    params = {"dataset_dir": str(tmp_path / "teleop"), "operator": "tester", "flush_period_s": 0.2, "max_gap_s": 2.0}
+    r = InProcessRecorder(domain_id, params)
     try:
         yield r
     finally:
@@ -210,11 +212,18 @@ def test_joy_buttons_record_a_bag_matching_the_published_stream(
     # One reader for sim and teleop demos: the raw streams become an Episode on the control grid.
     ep = db.read_episode(bag)
     assert ep.task.task_id == "placing/train/0" and ep.success
-    # The 20 Hz grid spans the recording as received: from every state/camera stream's first message to
-    # the earliest last state message (published at 2x speed, about 3 s; longer on a loaded machine).
-    streams = [raw.messages[k] for k in (db.IMAGE_TOPIC, db.EE_POSE_TOPIC, db.JOINT_STATES_TOPIC)]
-    start = max(s[0][0] for s in streams)
-    end = min(s[-1][0] for s in streams[1:])
+
+    # The 20 Hz grid spans the recording by its header stamps (the reader prefers them to receipt times,
+    # which a loaded machine delays unevenly): from every state/camera stream's first message to the
+    # earliest last state message (published at 2x speed, about 3 s; longer on a loaded machine).
+    def stamp_ns(msg) -> int:
+        return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+    streams = [
+        [stamp_ns(m) for _, m in raw.messages[k]] for k in (db.IMAGE_TOPIC, db.EE_POSE_TOPIC, db.JOINT_STATES_TOPIC)
+    ]
+    start = max(s[0] for s in streams)
+    end = min(s[-1] for s in streams[1:])
     assert abs(len(ep) - ((end - start) * 1e-9 * 20 + 1)) <= 2
     assert abs(len(db.read_raw_episode(bag, grid="command")) - len(episode)) <= 3  # one step per command
     assert ep.images.shape[1:] == (240, 320, 3)
