@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 from mil_policy import diagnose
@@ -13,26 +12,17 @@ from mil_policy.checkpoint import save_checkpoint
 from mil_policy.config import MilConfig
 from mil_policy.dataset import MetaBatchSampler, load_dataset
 from mil_policy.methods import build_method
-from mil_sim import generate
 
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("demos")
-    argv = ["--family", "reaching", "--split", "train", "--tasks", "4", "--demos-per-task", "3", "--out", str(root)]
-    assert generate.main(argv) == 0
-    return root
-
-
-def test_a_demo_ignoring_policy_scores_the_same_with_any_demo(demos: Path) -> None:
+def test_a_demo_ignoring_policy_scores_the_same_with_any_demo(reaching_demos: Path) -> None:
     """inner_lr 0: adaptation changes nothing, so own and other demo give identical errors."""
     config = MilConfig.load(CONFIG)
     config.maml.inner_lr = 0.0
     torch.manual_seed(0)
     method = build_method(config)
-    dataset = load_dataset(demos, config.data, progress=False)
+    dataset = load_dataset(reaching_demos, config.data, progress=False)
     sampler = MetaBatchSampler(dataset, range(4), meta_batch=3, seed=0)
     d = diagnose.diagnose(method, sampler, batches=1)
     assert d.tasks == 3 and len(d.error_own_demo) == config.data.horizon
@@ -56,18 +46,27 @@ def test_a_demo_ignoring_policy_scores_the_same_with_any_demo(demos: Path) -> No
     assert d3.inactive_units[0] == config.network.fc[0]
 
 
-def test_cli_reports_and_writes_json_and_refuses_bad_input(demos: Path, tmp_path: Path, capsys) -> None:
+def test_cli_reports_and_writes_json_and_refuses_bad_input(reaching_demos: Path, tmp_path: Path, capsys) -> None:
     config = MilConfig.load(CONFIG)
     save_checkpoint(tmp_path / "ckpt", build_method(config).module.state_dict(), config)
     out = tmp_path / "d.json"
-    argv = ["--checkpoint", str(tmp_path / "ckpt"), "--demos", str(demos), "--split", "train", "--json", str(out)]
+    argv = [
+        "--checkpoint",
+        str(tmp_path / "ckpt"),
+        "--demos",
+        str(reaching_demos),
+        "--split",
+        "train",
+        "--json",
+        str(out),
+    ]
     assert diagnose.main(argv) == 0
     report = capsys.readouterr().out
     assert "own demo lowers the error by" in report and "spatial softmax peak" in report and "never positive" in report
     assert json.loads(out.read_text())["tasks"] > 0
-    assert diagnose.main(["--checkpoint", str(tmp_path / "missing"), "--demos", str(demos)]) == 2
+    assert diagnose.main(["--checkpoint", str(tmp_path / "missing"), "--demos", str(reaching_demos)]) == 2
     assert "does not exist" in capsys.readouterr().err
     config.method = "contextual"
     save_checkpoint(tmp_path / "ctx", build_method(config).module.state_dict(), config)
-    assert diagnose.main(["--checkpoint", str(tmp_path / "ctx"), "--demos", str(demos)]) == 2
+    assert diagnose.main(["--checkpoint", str(tmp_path / "ctx"), "--demos", str(reaching_demos)]) == 2
     assert "needs a MIL checkpoint" in capsys.readouterr().err

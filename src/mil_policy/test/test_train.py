@@ -18,22 +18,14 @@ from mil_policy.config import MilConfig
 from mil_policy.dataset import MetaBatchSampler, load_dataset
 from mil_policy.distributed import DistContext
 from mil_policy.methods import build_method
-from mil_sim import generate
 
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4 reaching train tasks x 3 demos; the tiny config holds 1 of the 4 tasks out for validation."""
-    root = tmp_path_factory.mktemp("demos")
-    argv = ["--family", "reaching", "--split", "train", "--tasks", "4", "--demos-per-task", "3", "--out", str(root)]
-    assert generate.main(argv) == 0
-    return root
-
-
-def run(demos: Path, out: Path, *extra: str) -> int:
-    return train.main(["--config", str(CONFIG), "--demos", str(demos), "--out", str(out), "--threads", "1", *extra])
+def run(reaching_demos: Path, out: Path, *extra: str) -> int:
+    return train.main(
+        ["--config", str(CONFIG), "--demos", str(reaching_demos), "--out", str(out), "--threads", "1", *extra]
+    )
 
 
 def metrics(out: Path) -> list[dict[str, str]]:
@@ -41,9 +33,9 @@ def metrics(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_trains_end_to_end_and_writes_everything(demos: Path, tmp_path: Path) -> None:
+def test_trains_end_to_end_and_writes_everything(reaching_demos: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert run(demos, out, "--iterations", "4") == 0
+    assert run(reaching_demos, out, "--iterations", "4") == 0
     rows = metrics(out)
     assert [r["iteration"] for r in rows] == ["1", "2", "3", "4"]
     assert all(float(r["train_loss"]) > 0 for r in rows)
@@ -61,15 +53,17 @@ def test_trains_end_to_end_and_writes_everything(demos: Path, tmp_path: Path) ->
     assert best["val_loss"] == pytest.approx(best_csv, rel=1e-5)
     assert not (out / "best" / "trainer_state.json").exists()
     # The run directory is protected: a second run needs --resume.
-    assert run(demos, out, "--iterations", "4") == 2
+    assert run(reaching_demos, out, "--iterations", "4") == 2
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(demos: Path, tmp_path: Path) -> None:
+def test_resume_continues_exactly_like_an_uninterrupted_run(reaching_demos: Path, tmp_path: Path) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert run(demos, straight, "--iterations", "5") == 0
-    assert run(demos, resumed, "--iterations", "3") == 0
+    assert run(reaching_demos, straight, "--iterations", "5") == 0
+    assert run(reaching_demos, resumed, "--iterations", "3") == 0
     assert (
-        train.main(["--demos", str(demos), "--out", str(resumed), "--resume", "--iterations", "5", "--threads", "1"])
+        train.main(
+            ["--demos", str(reaching_demos), "--out", str(resumed), "--resume", "--iterations", "5", "--threads", "1"]
+        )
         == 0
     )  # config from the checkpoint
     assert [r["iteration"] for r in metrics(resumed)] == ["1", "2", "3", "4", "5"]
@@ -82,7 +76,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(demos: Path, tmp_pat
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
-    demos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reaching_demos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "run"
     real_step = train.meta_step
@@ -96,11 +90,11 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
 
     monkeypatch.setattr(train, "meta_step", interrupted_step)
     before = signal.getsignal(signal.SIGINT)
-    assert run(demos, out, "--iterations", "6") == train.EXIT_INTERRUPTED
+    assert run(reaching_demos, out, "--iterations", "6") == train.EXIT_INTERRUPTED
     assert read_checkpoint(out / "checkpoint")[2]["iteration"] == 2  # the iteration in flight completes
     assert signal.getsignal(signal.SIGINT) is before
     monkeypatch.setattr(train, "meta_step", real_step)
-    assert run(demos, out, "--iterations", "4", "--resume") == 0
+    assert run(reaching_demos, out, "--iterations", "4", "--resume") == 0
     assert read_checkpoint(out / "checkpoint")[2]["iteration"] == 4
     assert [r["iteration"] for r in metrics(out)] == ["1", "2", "3", "4"]
 
@@ -117,19 +111,19 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
     ],
 )
 def test_clear_errors(
-    demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
+    reaching_demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
 ) -> None:
-    assert run(demos, tmp_path / "run", *extra) == 2
+    assert run(reaching_demos, tmp_path / "run", *extra) == 2
     err = capsys.readouterr().err
     assert err.count("train: error:") == 1
     assert re.search(message, err), err
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
-def test_validation_also_scores_each_task_adapted_on_another_tasks_demo(demos: Path) -> None:
-    """val_other_demo: the same held-out demos, each task adapted on the next task's demo instead."""
+def test_validation_also_scores_each_task_adapted_on_another_tasks_demo(reaching_demos: Path) -> None:
+    """val_other_demo: the same held-out demos, each task adapted on the previous task's demo instead."""
     config = MilConfig.load(CONFIG)
-    dataset = load_dataset(demos, config.data, progress=False)
+    dataset = load_dataset(reaching_demos, config.data, progress=False)
     sampler = MetaBatchSampler(dataset, range(dataset.num_tasks), meta_batch=3, shots=1, frames_per_demo=5, seed=0)
     idx = sampler.sample_indices()
     other = train.other_task_demos(idx, shots=1)
