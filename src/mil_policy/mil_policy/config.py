@@ -56,12 +56,12 @@ class NetworkConfig:
     # Initial value of a learned softmax temperature (Levine et al. 2016's spatial softmax); None: no
     # temperature, as in checkpoints from before it existed. After layer norm the activations are O(1),
     # so at temperature 1 the softmax over the map is nearly uniform and every feature point sits near
-    # the image centre: measured on reaching, the peak probability stayed within 2.5x of uniform after
-    # 1000 meta-iterations. A low start (0.1-0.2) makes the points track objects from the start.
+    # the image centre: measured on reaching (`diagnose`), the median channel's peak probability was
+    # 0.006-0.008 against 0.003 for a flat softmax. A low start (0.1-0.2) makes the points track objects.
     softmax_temperature: float | None = None
     # Nonlinearity after every conv and hidden FC layer. The paper uses ReLU; "elu" keeps a gradient for
-    # units a phase of demo-ignoring training has switched off (measured on reaching: after 3000
-    # meta-iterations 55-67% of the FC ReLUs were never active, and a contextual baseline went
+    # units a phase of demo-ignoring training has switched off (measured on reaching with `diagnose`:
+    # 7 and 33 of 100 FC units never positive on 2000 held-out frames, and a contextual baseline went
     # constant), so they can still learn once the demonstration starts to matter.
     activation: Literal["relu", "elu"] = "relu"
     fc: list[int] = field(default_factory=lambda: [100, 100])  # hidden layers; the output layer is extra
