@@ -50,8 +50,8 @@ class Diagnosis:
     expert_action_size: list[float]  # mean |action| of the demonstrations
     softmax_peak: list[float] | None  # per channel: mean max probability of the spatial softmax
     softmax_uniform: float | None  # 1 / (map height x width): the peak of a flat softmax
-    inactive_units: list[int]  # per hidden FC layer: units never positive on any evaluated frame
-    fc_widths: list[int]
+    inactive_units: list[int]  # per hidden FC layer: units never positive in any forward pass made here
+    fc_widths: list[int]  # units per hidden FC layer
 
 
 def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diagnosis:
@@ -71,22 +71,24 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
         return hook
 
     hooks = [fc.register_forward_hook(record(k)) for k, fc in enumerate(net.fcs)]
-    for _ in range(batches):
-        batch_a, batch_b = sampler.sample()
-        m = batch_a.images.shape[0]
-        for i in range(m):
-            demo_b = batch_b.task(i)
-            for errors, demo_a in ((own, batch_a.task(i)), (other, batch_a.task((i + 1) % m))):
-                adapted = learner.adapt(params, demo_a, create_graph=False)
-                with torch.no_grad():
-                    actions = functional_call(net, adapted, (demo_b.images, demo_b.states)).actions
-                errors.append((actions - demo_b.actions).pow(2).mean(-1).mean(0))
-                if errors is own:
-                    pred_size.append(actions.abs().mean(-1).mean(0))
-                    expert_size.append(demo_b.actions.abs().mean(-1).mean(0))
-            first_frames.append(demo_b.images[:, 0])
-    for h in hooks:
-        h.remove()
+    try:
+        for _ in range(batches):
+            batch_a, batch_b = sampler.sample()
+            m = batch_a.images.shape[0]
+            for i in range(m):
+                demo_b = batch_b.task(i)
+                for errors, demo_a in ((own, batch_a.task(i)), (other, batch_a.task((i + 1) % m))):
+                    adapted = learner.adapt(params, demo_a, create_graph=False)
+                    with torch.no_grad():
+                        actions = functional_call(net, adapted, (demo_b.images, demo_b.states)).actions
+                    errors.append((actions - demo_b.actions).pow(2).mean(-1).mean(0))
+                    if errors is own:
+                        pred_size.append(actions.abs().mean(-1).mean(0))
+                        expert_size.append(demo_b.actions.abs().mean(-1).mean(0))
+                first_frames.append(demo_b.images[:, 0])
+    finally:
+        for h in hooks:
+            h.remove()
     peaks, uniform = softmax_peaks(net, torch.cat(first_frames))
     inactive = [int((~seen).sum()) for seen in ever_positive]
 
