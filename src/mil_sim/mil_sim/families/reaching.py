@@ -38,6 +38,7 @@ from mil_sim.core import (
     check_positive,
     check_split,
 )
+from mil_sim.mjcf_util import LazyRenderer
 
 ROLES = ("target", "distractor_0", "distractor_1")
 JOINT_NAMES = ("joint0", "joint1")
@@ -331,7 +332,7 @@ class ReachingEnv(Env):
         self._disc_bodies = [self.model.body(role).id for role in ROLES]
         self._tip_site = self.model.site("fingertip").id
         self._link1 = self.model.body("link1").id
-        self._renderer: mujoco.Renderer | None = None
+        self._camera = LazyRenderer(self.model, *self.config.image_size, "top")
         self._frame: np.ndarray | None = None  # camera image of the current state (render once per state)
         self._positions = np.zeros((len(ROLES), 2))
         self._distances: list[float] = []  # fingertip-to-target distance after each step
@@ -398,17 +399,11 @@ class ReachingEnv(Env):
     def render_camera(self) -> np.ndarray:
         """Top-down image; rendered at most once per physics state (run_episode asks twice per step)."""
         if self._frame is None:
-            if self._renderer is None:
-                w, h = self.config.image_size
-                self._renderer = mujoco.Renderer(self.model, height=h, width=w)
-            self._renderer.update_scene(self.data, camera="top")
-            self._frame = self._renderer.render()
+            self._frame = self._camera.render(self.data)
         return self._frame.copy()
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._camera.close()
 
     # -- robot interface ----------------------------------------------------------------------------
 
