@@ -505,13 +505,16 @@ class MetaBatchSampler:
 
     def load(self, idx: MetaBatchIndices, part: slice | None = None) -> tuple[DemoBatch, DemoBatch]:
         """(adaptation demos (m, shots, ...), evaluation demos (m, 1, ...)) for tasks ``part``."""
+        return self.load_adaptation(idx, part), self._columns(idx, part, slice(self.shots, None))
+
+    def load_adaptation(self, idx: MetaBatchIndices, part: slice | None = None) -> DemoBatch:
+        """Only the adaptation demos (m, shots, ...) of tasks ``part``."""
+        return self._columns(idx, part, slice(None, self.shots))
+
+    def _columns(self, idx: MetaBatchIndices, part: slice | None, columns: slice) -> DemoBatch:
         part = part or slice(None)
-        demos = idx.demos[part]
-        frames = None if idx.frames is None else idx.frames[part]
-        return (
-            self._batch(demos[:, : self.shots], None if frames is None else frames[:, : self.shots]),
-            self._batch(demos[:, self.shots :], None if frames is None else frames[:, self.shots :]),
-        )
+        demos = idx.demos[part][:, columns]
+        return self._batch(demos, None if idx.frames is None else idx.frames[part][:, columns])
 
     def sample(self, part: slice | None = None) -> tuple[DemoBatch, DemoBatch]:
         return self.load(self.sample_indices(), part)

@@ -210,7 +210,7 @@ def validation_loss(
             batch_a, batch_b = sampler.load(idx, part)
             total += float(method.training_loss(batch_a, batch_b).detach()) * n / m
             if m > 1:
-                other_a, _ = sampler.load(other_task_demos(idx, sampler.shots), part)
+                other_a = sampler.load_adaptation(other_task_demos(idx, sampler.shots), part)
                 total_other += float(method.training_loss(other_a, batch_b).detach()) * n / m
     finally:
         method.module.train()
