@@ -232,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--camera-width", type=int, help="override the family config's camera_width")
     p.add_argument("--camera-height", type=int, help="override the family config's camera_height")
+    p.add_argument(
+        "--family-config",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="overrides of the family's config, e.g. '{\"image_size\": [40, 32]}' (train and evaluate "
+        "with the same data.family_config)",
+    )
     return p
 
 
@@ -247,13 +255,16 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, TaskFami
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
     if args.max_retries < 0 or not args.noise >= 0:
         parser.error("--max-retries and --noise must not be negative")
-    overrides = {k: getattr(args, k) for k in ("camera_width", "camera_height") if getattr(args, k) is not None}
+    if args.family_config is not None and not isinstance(args.family_config, dict):
+        parser.error("--family-config must be a JSON object")
+    overrides = dict(args.family_config or {})
+    overrides.update({k: getattr(args, k) for k in ("camera_width", "camera_height") if getattr(args, k) is not None})
     try:
         family = get_family(args.family, **overrides)
     except TaskError as exc:
         parser.error(str(exc))
     except TypeError:
-        parser.error(f"family {args.family!r} has no config field(s) {', '.join(overrides)} to override")
+        parser.error(f"family {args.family!r} has no config field(s) among {', '.join(overrides)} to override")
     return args, family, overrides
 
 

@@ -54,6 +54,12 @@ def test_generates_bags_and_index_in_parallel_and_resumes(tmp_path: Path, capsys
     assert not [p for p in out.rglob(".*") if p.name != "index.json"]  # no temp dirs left
 
 
+def test_family_config_overrides_reach_the_bags(tmp_path: Path) -> None:
+    assert run(tmp_path, "--family-config", '{"image_size": [40, 32], "disc_radius": 0.04}', tasks=1, demos=1) == 0
+    (bag,) = (p.parent for p in tmp_path.rglob("*.mcap"))
+    assert read_episode(bag).images.shape[1:] == (32, 40, 3)
+
+
 def test_same_seed_same_dataset(tmp_path: Path) -> None:
     assert run(tmp_path / "a", tasks=1, demos=1) == 0
     assert run(tmp_path / "b", tasks=1, demos=1) == 0
@@ -104,7 +110,9 @@ def test_gives_up_after_max_retries(
         (["--family", "reaching", "--tasks", "0"], "--tasks must be positive"),
         (["--family", "reaching", "--demos-per-task", "-1"], "--demos-per-task must be positive"),
         (["--family", "reaching", "--workers", "0"], "--workers must be positive"),
-        (["--family", "reaching", "--camera-width", "64"], "has no config field(s) camera_width"),
+        (["--family", "reaching", "--camera-width", "64"], "has no config field(s) among camera_width"),
+        (["--family", "reaching", "--family-config", "[40, 32]"], "--family-config must be a JSON object"),
+        (["--family", "reaching", "--family-config", '{"image_size": [0, 32]}'], "image width must be positive"),
     ],
 )
 def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str) -> None:
