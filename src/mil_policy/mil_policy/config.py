@@ -112,13 +112,6 @@ class MamlConfig:
     inner_loss: InnerLoss = "bc"
     demo_inputs: DemoInputs = "full"  # what the adaptation demo provides
     target_loss_weight: float = 1.0  # weight of the auxiliary target regression (if predicted)
-    # Which frames' target estimates the inner (adaptation) loss supervises. "first": frame 0's, the one
-    # the FC layers read (the paper's placing network). "all": the target head on every frame too; the
-    # target is fixed and visible in every frame, so the demo gives T examples of where it is instead of
-    # one (measured on reaching: docs/results.md). The outer loss always scores frame 0 only: in later
-    # frames the arm already marks the target, and scoring them teaches to read the target off the arm,
-    # which needs no demo (measured: the validation loss fell the same with another task's demo).
-    inner_target_frames: Literal["first", "all"] = "first"
     # Multiplies the mean (over frames and action dims) loss. The paper's step sizes were tuned for a
     # scaled loss: the authors' code computes mean((m * (a - a_hat))^2) with a loss multiplier m of 100
     # for reaching and 50 for pushing, i.e. loss_scale = m^2 = 10000 / 2500 here. With 1 the inner step
@@ -131,8 +124,6 @@ class MamlConfig:
             raise ConfigError("maml.inner_steps and maml.inner_lr must be >= 0")
         if self.meta_batch <= 0 or self.shots <= 0 or self.meta_lr <= 0:
             raise ConfigError("maml.meta_batch, maml.shots and maml.meta_lr must be positive")
-        if self.inner_target_frames not in ("first", "all"):
-            raise ConfigError(f"maml.inner_target_frames must be 'first' or 'all', got {self.inner_target_frames!r}")
         if self.demo_inputs != "full" and self.inner_loss != "learned_no_actions":
             raise ConfigError(
                 f"demo_inputs={self.demo_inputs!r} has no actions to imitate: it needs "

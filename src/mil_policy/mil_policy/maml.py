@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from mil_policy.config import MamlConfig
-from mil_policy.network import PolicyNetwork, PolicyOutput
+from mil_policy.network import PolicyNetwork
 
 Params = dict[str, torch.Tensor]
 INNER_LR_MODULE = "inner_log_lr"  # where learned step sizes live on the network (see MetaLearner)
@@ -106,26 +106,17 @@ class MetaLearner:
             loss = action_loss(out.pre_head, demo.actions, cfg.loss, cfg.loss_scale)
         else:  # learned_no_actions: ||W y_t + b||^2
             loss = cfg.loss_scale * out.pre_head.pow(2).mean()
-        if cfg.demo_inputs != "video_only":
-            loss = loss + self.target_loss(out, demo.targets, every_frame=cfg.inner_target_frames == "all")
+        if out.target is not None and demo.targets is not None and cfg.demo_inputs != "video_only":
+            loss = loss + cfg.target_loss_weight * F.mse_loss(out.target, demo.targets)
         return loss
 
     def outer_loss(self, params: Params, demo: DemoBatch) -> torch.Tensor:
         """Imitation loss of the adapted policy on the held-out demo of the same task."""
         out = self._forward(params, demo.images, demo.states)
         loss = action_loss(out.actions, demo.actions, self.config.loss, self.config.loss_scale)
-        return loss + self.target_loss(out, demo.targets)
-
-    def target_loss(
-        self, out: PolicyOutput, targets: torch.Tensor | None, every_frame: bool = False
-    ) -> torch.Tensor | float:
-        """Weighted target regression of frame 0's estimate, or of every frame's (inner_target_frames)."""
-        if out.target is None or targets is None:
-            return 0.0
-        if every_frame and out.frame_targets is not None:
-            pred = out.frame_targets
-            return self.config.target_loss_weight * F.mse_loss(pred, targets.unsqueeze(-2).expand_as(pred))
-        return self.config.target_loss_weight * F.mse_loss(out.target, targets)
+        if out.target is not None and demo.targets is not None:
+            loss = loss + self.config.target_loss_weight * F.mse_loss(out.target, demo.targets)
+        return loss
 
     # ------------------------------------------------------------------------------- adaptation
     def _step(self, params: Params, grads: Params, log_lrs: Params, step: int) -> Params:

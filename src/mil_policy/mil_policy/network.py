@@ -51,8 +51,6 @@ class PolicyOutput:
     actions: torch.Tensor  # (B, T, A) post-update head (or the single head)
     pre_head: torch.Tensor | None  # (B, T, A) pre-update head of the two-head network
     target: torch.Tensor | None  # (B, target_dim) predicted target position, from the first frame
-    # (B, T, target_dim): the same head applied to every frame (``maml.inner_target_frames: all``)
-    frame_targets: torch.Tensor | None = None
 
 
 def conv_output_size(size: int, layers: list) -> int:
@@ -136,10 +134,9 @@ class PolicyNetwork(nn.Module):
             )
         feats = self.features(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
         parts = [feats, states]
-        target = frame_targets = None
+        target = None
         if c.predict_target:
-            frame_targets = self.target_head(feats)
-            target = frame_targets[:, 0]  # the FC layers read the first frame's estimate
+            target = self.target_head(feats[:, 0])
             parts.append(target.unsqueeze(1).expand(b, t, -1))
         if c.bias_transform_dim:
             parts.append(self.bias_transform.expand(b, t, -1))
@@ -147,4 +144,4 @@ class PolicyNetwork(nn.Module):
         for fc in self.fcs:
             x = self._act(fc(x))
         pre = self.head_pre(x) if c.two_head else None
-        return PolicyOutput(actions=self.head(x), pre_head=pre, target=target, frame_targets=frame_targets)
+        return PolicyOutput(actions=self.head(x), pre_head=pre, target=target)

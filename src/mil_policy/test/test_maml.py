@@ -130,7 +130,6 @@ def _batch(m: int, n: int, t: int = 4, seed: int = 0) -> DemoBatch:
         ({"two_head": True}, {"inner_loss": "learned_no_actions", "demo_inputs": "video_only"}),
         ({}, {"first_order": True}),
         ({"bias_transform_dim": 3}, {"inner_steps": 2, "learn_inner_lr": True}),
-        ({"predict_target": True}, {"inner_target_frames": "all", "target_loss_weight": 3.0}),
     ],
 )
 def test_vmap_and_loop_give_the_same_meta_gradient(net_kw: dict, maml_kw: dict) -> None:
@@ -272,20 +271,3 @@ def test_loss_scale_turns_the_mean_into_equation_2s_sum() -> None:
     summed = MetaLearner(net, MamlConfig(loss="mse", loss_scale=3.0)).inner_loss(parameters_of(net), demo)
     assert summed.item() == pytest.approx(sum((0.5 * x) ** 2 for x in (1.0, 2.0, 3.0)))
     assert summed.item() == pytest.approx(3.0 * plain.item())
-
-
-@pytest.mark.parametrize("frames", ["first", "all"])
-def test_inner_target_loss_supervises_frame_zero_or_every_frame(frames: str) -> None:
-    net = _tiny_net(predict_target=True)
-    learner = MetaLearner(net, MamlConfig(inner_target_frames=frames, target_loss_weight=2.0, loss_scale=0.0))
-    demo = _batch(1, 2, t=5)
-    demo = DemoBatch(demo.images[0], demo.states[0], demo.actions[0], demo.targets[0])  # one task, 2 demos
-    out = net(demo.images, demo.states)
-    assert out.frame_targets.shape == (2, 5, 2)
-    torch.testing.assert_close(out.target, out.frame_targets[:, 0])  # the FC layers read frame 0's estimate
-    per_frame = (out.frame_targets - demo.targets[:, None]).pow(2).mean(dim=(0, 2))  # (T,)
-    expected = 2.0 * (per_frame.mean() if frames == "all" else per_frame[0])
-    params = parameters_of(net)
-    torch.testing.assert_close(learner.inner_loss(params, demo), expected)
-    torch.testing.assert_close(learner.outer_loss(params, demo), 2.0 * per_frame[0])  # always frame 0
-    assert not torch.isclose(per_frame.mean(), per_frame[0])  # the two choices differ on this batch
