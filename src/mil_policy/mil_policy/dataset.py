@@ -453,6 +453,20 @@ class MetaBatchIndices:
     frames: np.ndarray | None  # (M, shots + 1, F) sorted frame indices starting with 0, or None: all
 
 
+def other_task_demos(idx: MetaBatchIndices, shots: int) -> MetaBatchIndices:
+    """The same meta-batch with task i adapting on the demos of task i - 1 (the first on the last's).
+
+    Validation and ``diagnose`` compare against it: a loss no better with the own demo than with this one
+    means the demonstration is ignored. Rolling the indices (not loaded tensors) keeps the pairing the
+    same whichever share of the tasks a DDP rank loads.
+    """
+    demos, frames = idx.demos.copy(), None if idx.frames is None else idx.frames.copy()
+    demos[:, :shots] = np.roll(idx.demos[:, :shots], 1, axis=0)
+    if frames is not None:
+        frames[:, :shots] = np.roll(idx.frames[:, :shots], 1, axis=0)
+    return MetaBatchIndices(idx.tasks, demos, frames)
+
+
 class MetaBatchSampler:
     """Draws meta-batches: M distinct tasks, each with ``shots`` adaptation demos + 1 evaluation demo.
 

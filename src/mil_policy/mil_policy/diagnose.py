@@ -33,7 +33,7 @@ from torch.func import functional_call
 
 from mil_policy.checkpoint import CheckpointError, load_into, read_checkpoint
 from mil_policy.config import ConfigError
-from mil_policy.dataset import DatasetError, MetaBatchSampler, check_compatible, load_dataset
+from mil_policy.dataset import DatasetError, MetaBatchSampler, check_compatible, load_dataset, other_task_demos
 from mil_policy.maml import parameters_of
 from mil_policy.methods import MilMethod, build_method
 from mil_policy.network import PolicyNetwork
@@ -55,7 +55,7 @@ class Diagnosis:
 
 
 def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diagnosis:
-    """Adapt on each task's demo and on the next task's, and compare per-frame errors on a third demo."""
+    """Adapt on each task's demo and on another task's, and compare per-frame errors on a third demo."""
     if sampler.meta_batch < 2:
         raise DatasetError("diagnosis needs at least 2 tasks per meta-batch (one to lend the other its demo)")
     net, learner = method.module, method.learner
@@ -73,11 +73,12 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
     hooks = [fc.register_forward_hook(record(k)) for k, fc in enumerate(net.fcs)]
     try:
         for _ in range(batches):
-            batch_a, batch_b = sampler.sample()
-            m = batch_a.images.shape[0]
-            for i in range(m):
+            idx = sampler.sample_indices()
+            batch_a, batch_b = sampler.load(idx)
+            other_a = sampler.load_adaptation(other_task_demos(idx, sampler.shots))  # as validation pairs them
+            for i in range(batch_a.images.shape[0]):
                 demo_b = batch_b.task(i)
-                for errors, demo_a in ((own, batch_a.task(i)), (other, batch_a.task((i + 1) % m))):
+                for errors, demo_a in ((own, batch_a.task(i)), (other, other_a.task(i))):
                     adapted = learner.adapt(params, demo_a, create_graph=False)
                     with torch.no_grad():
                         actions = functional_call(net, adapted, (demo_b.images, demo_b.states)).actions

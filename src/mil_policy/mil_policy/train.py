@@ -39,11 +39,11 @@ from mil_policy.checkpoint import (
 from mil_policy.config import ConfigError, MilConfig
 from mil_policy.dataset import (
     DatasetError,
-    MetaBatchIndices,
     MetaBatchSampler,
     MetaDataset,
     check_compatible,
     load_dataset,
+    other_task_demos,
 )
 from mil_policy.distributed import DistContext, DistributedError, init_distributed
 from mil_policy.methods import Method, build_method
@@ -216,15 +216,6 @@ def validation_loss(
         method.module.train()
     summed = dist_ctx.all_reduce_sum([total, total_other])
     return summed[0] / batches, (summed[1] / batches if sampler.meta_batch > 1 else None)
-
-
-def other_task_demos(idx: MetaBatchIndices, shots: int) -> MetaBatchIndices:
-    """The same meta-batch with task i adapting on the demos of task i - 1 (the first on the last's)."""
-    demos, frames = idx.demos.copy(), None if idx.frames is None else idx.frames.copy()
-    demos[:, :shots] = np.roll(idx.demos[:, :shots], 1, axis=0)
-    if frames is not None:
-        frames[:, :shots] = np.roll(idx.frames[:, :shots], 1, axis=0)
-    return MetaBatchIndices(idx.tasks, demos, frames)
 
 
 # -------------------------------------------------------------------------------------------- trainer

@@ -15,7 +15,7 @@ import torch
 from mil_policy import train
 from mil_policy.checkpoint import read_checkpoint, read_trainer_state
 from mil_policy.config import MilConfig
-from mil_policy.dataset import MetaBatchSampler, load_dataset
+from mil_policy.dataset import MetaBatchSampler, load_dataset, other_task_demos
 from mil_policy.distributed import DistContext
 from mil_policy.methods import build_method
 
@@ -126,7 +126,7 @@ def test_validation_also_scores_each_task_adapted_on_another_tasks_demo(reaching
     dataset = load_dataset(reaching_demos, config.data, progress=False)
     sampler = MetaBatchSampler(dataset, range(dataset.num_tasks), meta_batch=3, shots=1, frames_per_demo=5, seed=0)
     idx = sampler.sample_indices()
-    other = train.other_task_demos(idx, shots=1)
+    other = other_task_demos(idx, shots=1)
     assert list(other.demos[:, 0]) == [idx.demos[2, 0], idx.demos[0, 0], idx.demos[1, 0]]
     assert (other.demos[:, 1] == idx.demos[:, 1]).all()  # evaluation demos untouched
     assert (other.frames[:, 0] == idx.frames[[2, 0, 1], 0]).all()
