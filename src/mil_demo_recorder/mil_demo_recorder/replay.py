@@ -130,11 +130,17 @@ class Replayer:
         self.counts: dict[str, int] = dict.fromkeys(self.selected, 0)
         self._stop = threading.Event()
 
-    def wait_for_subscribers(self, timeout: float) -> bool:
-        """Wait until every publisher has a subscriber (or ``timeout``): the first messages are not lost."""
+    def wait_for_subscribers(self, timeout: float, settle: float = 0.5) -> bool:
+        """Wait until every publisher has a subscriber (or ``timeout``), then ``settle`` seconds more.
+
+        Only the writer's side of discovery is visible from here; a volatile reader still drops samples
+        from a writer it has not matched yet, so without the settle time the first messages of a replay
+        can vanish on a loaded machine even though every publisher already counts its subscriber.
+        """
         end = time.monotonic() + timeout
         while time.monotonic() < end and not self._stop.is_set():
             if all(p.get_subscription_count() > 0 for p in self.publishers.values()):
+                self._stop.wait(settle)
                 return True
             time.sleep(0.05)
         return False
