@@ -1,6 +1,6 @@
 """Why does a MIL checkpoint fail? Offline checks on held-out demos, no simulator needed.
 
-Three failure modes of one-shot imitation look alike in a success table (the policy does not reach the
+Several failure modes of one-shot imitation look alike in a success table (the policy does not reach the
 target) but differ in these numbers:
 
 * **The demonstration is ignored.** The per-frame imitation error after adapting on the task's own demo
@@ -11,10 +11,14 @@ target) but differ in these numbers:
   not yet revealed where the arm is heading): the policy copies the ongoing motion.
 * **Blind features.** The spatial soft-argmax of each channel is barely more peaked than uniform, so
   the feature points sit near the image centre whatever the scene: nothing can be localised.
+* **An imprecise target.** For networks with a target head (``predict_target``): the distance between
+  the predicted and the demonstrated target position. Far from the demo's own target yet nearer to it
+  than with another task's demo, the policy picks the right object but drives to an imprecise
+  position (e.g. a soft-argmax spread over several objects) and ends outside the success radius.
 * **Dead units.** Hidden FC units that are never positive on any evaluated frame: under ReLU they get
   no gradient and stay off for good (a phase of demo-ignoring training switches many off).
 
-``diagnose --checkpoint RUN/best --demos DIR`` prints all three (and writes them as JSON with
+``diagnose --checkpoint RUN/best --demos DIR`` prints each check (and writes them as JSON with
 ``--json``); the demos are read through the training cache, split as training split them.
 """
 
@@ -52,6 +56,8 @@ class Diagnosis:
     softmax_uniform: float | None  # 1 / (map height x width): the peak of a flat softmax
     inactive_units: list[int]  # per hidden FC layer: units never positive in any forward pass made here
     fc_widths: list[int]  # units per hidden FC layer
+    target_error_own_demo: float | None = None  # mean distance predicted-to-demonstrated target (m)
+    target_error_other_demo: float | None = None  # the same, adapted on another task's demo
 
 
 def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diagnosis:
@@ -62,6 +68,7 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
     net.eval()
     params = parameters_of(net)
     own, other, pred_size, expert_size, first_frames = [], [], [], [], []
+    own_target, other_target = [], []  # per task: mean predicted-to-demonstrated target distance
     ever_positive = [torch.zeros(fc.out_features, dtype=torch.bool) for fc in net.fcs]
 
     def record(layer: int):
@@ -78,11 +85,15 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
             other_a = sampler.load_adaptation(other_task_demos(idx, sampler.shots))  # as validation pairs them
             for i in range(batch_a.images.shape[0]):
                 demo_b = batch_b.task(i)
-                for errors, demo_a in ((own, batch_a.task(i)), (other, other_a.task(i))):
+                pairs = ((own, own_target, batch_a.task(i)), (other, other_target, other_a.task(i)))
+                for errors, target_errors, demo_a in pairs:
                     adapted = learner.adapt(params, demo_a, create_graph=False)
                     with torch.no_grad():
-                        actions = functional_call(net, adapted, (demo_b.images, demo_b.states)).actions
+                        out = functional_call(net, adapted, (demo_b.images, demo_b.states))
+                    actions = out.actions
                     errors.append((actions - demo_b.actions).pow(2).mean(-1).mean(0))
+                    if out.target is not None and demo_b.targets is not None:
+                        target_errors.append((out.target - demo_b.targets).norm(dim=-1).mean())
                     if errors is own:
                         pred_size.append(actions.abs().mean(-1).mean(0))
                         expert_size.append(demo_b.actions.abs().mean(-1).mean(0))
@@ -96,9 +107,22 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
     def mean(rows: list[torch.Tensor]) -> list[float]:
         return [round(float(v), 6) for v in torch.stack(rows).mean(0)]
 
+    def mean_distance(rows: list[torch.Tensor]) -> float | None:
+        return round(float(torch.stack(rows).mean()), 5) if rows else None
+
     widths = [fc.out_features for fc in net.fcs]
     return Diagnosis(
-        len(own), mean(own), mean(other), mean(pred_size), mean(expert_size), peaks, uniform, inactive, widths
+        len(own),
+        mean(own),
+        mean(other),
+        mean(pred_size),
+        mean(expert_size),
+        peaks,
+        uniform,
+        inactive,
+        widths,
+        mean_distance(own_target),
+        mean_distance(other_target),
     )
 
 
@@ -131,6 +155,11 @@ def format_report(d: Diagnosis, every: int = 5) -> str:
         )
     gap = 1.0 - float(np.mean(d.error_own_demo)) / max(float(np.mean(d.error_other_demo)), 1e-12)
     lines.append(f"own demo lowers the error by {100 * gap:.1f}% against another task's demo (0%: demo ignored)")
+    if d.target_error_own_demo is not None and d.target_error_other_demo is not None:
+        lines.append(
+            f"target position error: {100 * d.target_error_own_demo:.1f} cm adapted on the own demo, "
+            f"{100 * d.target_error_other_demo:.1f} cm on another task's demo"
+        )
     if d.softmax_peak is not None:
         peaks = np.asarray(d.softmax_peak)
         lines.append(

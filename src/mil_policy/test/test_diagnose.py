@@ -70,3 +70,25 @@ def test_cli_reports_and_writes_json_and_refuses_bad_input(reaching_demos: Path,
     save_checkpoint(tmp_path / "ctx", build_method(config).module.state_dict(), config)
     assert diagnose.main(["--checkpoint", str(tmp_path / "ctx"), "--demos", str(reaching_demos)]) == 2
     assert "needs a MIL checkpoint" in capsys.readouterr().err
+
+
+def test_target_error_is_the_mean_distance_to_the_demonstrated_target(reaching_demos: Path) -> None:
+    """A target head fixed at one point p: the reported error is the mean |p - demo target| (m)."""
+    config = MilConfig.load(CONFIG)
+    config.network.predict_target = True
+    config.maml.inner_lr = 0.0  # adaptation changes nothing: own and other demo give the same error
+    method = build_method(config)
+    p = torch.tensor([0.05, -0.1])
+    with torch.no_grad():
+        method.module.target_head.weight.zero_()
+        method.module.target_head.bias.copy_(p)
+    dataset = load_dataset(reaching_demos, config.data, progress=False)
+    d = diagnose.diagnose(method, MetaBatchSampler(dataset, range(4), meta_batch=3, seed=0), batches=2)
+    sampler = MetaBatchSampler(dataset, range(4), meta_batch=3, seed=0)  # the same evaluation demos
+    distances = [(sampler.load(sampler.sample_indices())[1].targets - p).norm(dim=-1).mean() for _ in range(2)]
+    assert d.target_error_own_demo is not None and d.target_error_own_demo > 0.01
+    assert abs(d.target_error_own_demo - float(torch.stack(distances).mean())) < 1e-4
+    assert d.target_error_own_demo == d.target_error_other_demo
+    assert "target position error" in diagnose.format_report(d)
+    # Without a target head there is nothing to report.
+    assert diagnose.diagnose(build_method(MilConfig.load(CONFIG)), sampler, batches=1).target_error_own_demo is None
