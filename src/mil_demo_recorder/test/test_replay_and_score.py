@@ -54,28 +54,23 @@ def test_replay_publishes_every_message_in_order_with_original_timing(bags: Path
         player = rclpy.create_node("replay", context=contexts[0])
         probe = rclpy.create_node("probe", context=contexts[1])
         got: dict[str, list[tuple[float, Any]]] = {"image": [], "pose": [], "twist": []}
-        subs = []
-        subs.append(
+        subs = [
             probe.create_subscription(
                 Image,
                 ROBOT_TOPICS[db.IMAGE_TOPIC],
                 lambda m: got["image"].append((time.monotonic(), m)),
                 qos_profile_sensor_data,
-            )
-        )
-        subs.append(
+            ),
             probe.create_subscription(
                 PoseStamped,
                 ROBOT_TOPICS[db.EE_POSE_TOPIC],
                 lambda m: got["pose"].append((time.monotonic(), m)),
                 100,
-            )
-        )
-        subs.append(
+            ),
             probe.create_subscription(
                 TwistStamped, db.EE_CMD_VEL_TOPIC, lambda m: got["twist"].append((time.monotonic(), m)), 100
-            )
-        )
+            ),
+        ]
         replayer = Replayer(
             player,
             bag,
