@@ -2,7 +2,7 @@
 
 The whole path a user takes, with the shipped 40x32-camera preset (config/train_reaching_40x32.yaml):
 generate scripted-expert demo bags, meta-train, evaluate closed loop in the sim with the evaluation
-command. About 25 minutes on 2 CPU cores (see docs/results.md), hence ``slow``: run it with
+command. About 22 minutes on 2 CPU cores (see docs/results.md), hence ``slow``: run it with
 ``./mil test -m slow``.
 """
 
