@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from mil_policy.config import MamlConfig
-from mil_policy.network import PolicyNetwork
+from mil_policy.network import PolicyNetwork, PolicyOutput
 
 Params = dict[str, torch.Tensor]
 INNER_LR_MODULE = "inner_log_lr"  # where learned step sizes live on the network (see MetaLearner)
@@ -106,17 +106,21 @@ class MetaLearner:
             loss = action_loss(out.pre_head, demo.actions, cfg.loss, cfg.loss_scale)
         else:  # learned_no_actions: ||W y_t + b||^2
             loss = cfg.loss_scale * out.pre_head.pow(2).mean()
-        if out.target is not None and demo.targets is not None and cfg.demo_inputs != "video_only":
-            loss = loss + cfg.target_loss_weight * F.mse_loss(out.target, demo.targets)
+        if cfg.demo_inputs != "video_only":
+            loss = loss + self.target_loss(out, demo.targets)
         return loss
 
     def outer_loss(self, params: Params, demo: DemoBatch) -> torch.Tensor:
         """Imitation loss of the adapted policy on the held-out demo of the same task."""
         out = self._forward(params, demo.images, demo.states)
         loss = action_loss(out.actions, demo.actions, self.config.loss, self.config.loss_scale)
-        if out.target is not None and demo.targets is not None:
-            loss = loss + self.config.target_loss_weight * F.mse_loss(out.target, demo.targets)
-        return loss
+        return loss + self.target_loss(out, demo.targets)
+
+    def target_loss(self, out: PolicyOutput, targets: torch.Tensor | None) -> torch.Tensor | float:
+        """Weighted regression of the first frame's target estimate (0 without a target head or targets)."""
+        if out.target is None or targets is None:
+            return 0.0
+        return self.config.target_loss_weight * F.mse_loss(out.target, targets)
 
     # ------------------------------------------------------------------------------- adaptation
     def _step(self, params: Params, grads: Params, log_lrs: Params, step: int) -> Params:
