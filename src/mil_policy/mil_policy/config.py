@@ -141,8 +141,13 @@ class DataConfig:
     # Train on a random subset of frames per demo (frame 0 always kept: it feeds the target head).
     frames_per_demo: int | None = None
     val_fraction: float = 0.1
+    # Meta-train on only the first N training tasks (all their demos), for success-vs-dataset-size
+    # curves like the paper's Figure 4 from one demo directory; validation tasks are unchanged.
+    train_tasks: int | None = None
 
     def __post_init__(self) -> None:
+        if self.train_tasks is not None and self.train_tasks < 1:
+            raise ConfigError(f"data.train_tasks must be at least 1, got {self.train_tasks}")
         if self.horizon <= 0:
             raise ConfigError(f"data.horizon must be positive, got {self.horizon}")
         if self.frames_per_demo is not None and not 1 <= self.frames_per_demo <= self.horizon:

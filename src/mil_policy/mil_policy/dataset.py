@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,13 @@ class TaskSplit:
     val: list[int]
     source: str  # "bag metadata" or "seeded fraction"
     held_out: list[int] = field(default_factory=list)  # test-split tasks, used for neither
+
+
+def limit_train_tasks(split: TaskSplit, n: int) -> TaskSplit:
+    """``split`` with only its first ``n`` training tasks: nested subsets for dataset-size sweeps."""
+    if n > len(split.train):
+        raise DatasetError(f"data.train_tasks={n} but the demos have only {len(split.train)} training tasks")
+    return replace(split, train=split.train[:n])
 
 
 # --------------------------------------------------------------------------------------------- dataset

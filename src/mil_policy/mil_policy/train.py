@@ -42,6 +42,7 @@ from mil_policy.dataset import (
     MetaBatchSampler,
     MetaDataset,
     check_compatible,
+    limit_train_tasks,
     load_dataset,
     other_task_demos,
 )
@@ -300,6 +301,8 @@ class Trainer:
     def _samplers(self, config: MilConfig, dataset: MetaDataset) -> tuple[MetaBatchSampler, MetaBatchSampler | None]:
         seed, maml = config.train.seed, config.maml
         split = dataset.split_tasks(config.data.val_fraction, seed)
+        if config.data.train_tasks is not None:
+            split = limit_train_tasks(split, config.data.train_tasks)
         if maml.meta_batch < self.dist.world_size:
             raise TrainError(
                 f"maml.meta_batch={maml.meta_batch} is smaller than the {self.dist.world_size} "

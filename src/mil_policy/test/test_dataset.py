@@ -12,12 +12,13 @@ import pytest
 import torch
 
 import mil_policy.dataset as dataset_mod
-from mil_policy.config import DataConfig, NetworkConfig
+from mil_policy.config import ConfigError, DataConfig, NetworkConfig
 from mil_policy.dataset import (
     DatasetError,
     MetaBatchSampler,
     check_compatible,
     find_bags,
+    limit_train_tasks,
     load_dataset,
 )
 from mil_policy.demo_arrays import demo_arrays
@@ -181,6 +182,18 @@ def test_seeded_task_split_when_bags_have_one_split(train_only: Path) -> None:
     assert a == b and a.source == "seeded fraction"
     assert len(a.val) == 1 and sorted(a.train + a.val) == [0, 1, 2]
     assert ds.split_tasks(0.0, seed=0).val == []
+
+
+def test_train_task_limit_keeps_a_prefix_and_the_validation_tasks(train_only: Path) -> None:
+    ds = load_dataset(train_only, DATA, progress=False)
+    split = ds.split_tasks(0.34, seed=3)
+    one = limit_train_tasks(split, 1)
+    assert one.train == split.train[:1] and one.val == split.val and one.source == split.source
+    assert limit_train_tasks(split, len(split.train)) == split
+    with pytest.raises(DatasetError, match="only 2 training tasks"):
+        limit_train_tasks(split, 3)
+    with pytest.raises(ConfigError, match="train_tasks"):
+        DataConfig(family="reaching", train_tasks=0)
 
 
 def test_sampler_shapes_frames_and_distinct_demos(demos: Path, tmp_path: Path) -> None:
