@@ -1,0 +1,171 @@
+"""One-shot success against meta-training dataset size, one line per method (the seed paper's Figure 4).
+
+    plot_dataset_size --point MIL 500 runs/sweep/eval_mil_t125 --point MIL 1000 runs/sweep/eval_mil_t250 \
+        --point contextual 500 runs/sweep/eval_contextual_t125 ... [--random RESULTS] --out docs/img/fig4.png
+
+Each ``--point METHOD DEMOS EVAL`` is one trained policy: the method's name in the legend, how many
+demonstrations it was meta-trained on, and the directory (or ``results.json``) its ``evaluate`` run wrote.
+The point is that run's first non-random condition (its success rate and 95% Wilson interval, drawn as an
+error bar); with ``--random`` the random policy's rate of that evaluation is drawn as a horizontal band,
+as the paper quotes a random baseline. The points are also written as CSV next to the plot, so the
+figure's numbers can be read without the image. Runs evaluated with different settings (tasks, trials,
+seed, split) are refused: their points would not be comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+COMPARED_SETTINGS = ("tasks", "trials", "split", "seed", "shots")
+
+
+class PlotError(ValueError):
+    """A results file that is missing, unreadable or not comparable with the others."""
+
+
+@dataclass(frozen=True)
+class Point:
+    method: str
+    demos: int
+    successes: int
+    trials: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    source: str
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """The ``results.json`` of an evaluate run (``path`` is the file or its directory)."""
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlotError(f"{file}: no such file (an evaluate --out directory or its results.json)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PlotError(f"{file}: not readable as JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("summary"), list):
+        raise PlotError(f"{file}: not an evaluate results.json (no 'summary' list)")
+    return doc
+
+
+def _row(doc: dict[str, Any], random: bool, source: str) -> dict[str, Any]:
+    rows = [r for r in doc["summary"] if (r.get("method") == "random") == random]
+    if not rows:
+        raise PlotError(f"{source}: has no {'random' if random else 'learned-policy'} condition")
+    return rows[0]
+
+
+def point_of(method: str, demos: int, path: Path) -> Point:
+    """The first learned-policy condition of one evaluation, as a point of ``method`` at ``demos``."""
+    if demos < 1:
+        raise PlotError(f"--point {method} {demos}: the number of demos must be positive")
+    row = _row(read_results(path), random=False, source=str(path))
+    return Point(method, demos, row["successes"], row["trials"], row["rate"], row["ci_low"], row["ci_high"], str(path))
+
+
+def check_comparable(paths: Sequence[Path]) -> None:
+    """Refuse evaluations whose protocol differs in any of COMPARED_SETTINGS."""
+    first: tuple[Path, dict[str, Any]] | None = None
+    for path in paths:
+        settings = read_results(path).get("settings", {})
+        picked = {k: settings.get(k) for k in COMPARED_SETTINGS}
+        if first is None:
+            first = (path, picked)
+        elif picked != first[1]:
+            diff = {k: (first[1][k], picked[k]) for k in COMPARED_SETTINGS if first[1][k] != picked[k]}
+            raise PlotError(f"{path} was evaluated differently from {first[0]}: {diff}")
+
+
+def plot(points: Sequence[Point], random_rate: float | None, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for method in dict.fromkeys(p.method for p in points):
+        series = sorted((p for p in points if p.method == method), key=lambda p: p.demos)
+        xs = [p.demos for p in series]
+        ys = [100 * p.rate for p in series]
+        err = [[100 * (p.rate - p.ci_low) for p in series], [100 * (p.ci_high - p.rate) for p in series]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=method)
+    if random_rate is not None:
+        ax.axhline(100 * random_rate, color="grey", linestyle="--", label="random")
+    ax.set_xscale("log")
+    xticks = sorted({p.demos for p in points})
+    ax.set_xticks(xticks, [str(x) for x in xticks])
+    ax.minorticks_off()
+    ax.set_xlabel("meta-training demonstrations")
+    ax.set_ylabel("one-shot success on held-out tasks (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def write_csv(points: Sequence[Point], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(Point.__dataclass_fields__))
+        writer.writeheader()
+        writer.writerows(asdict(p) for p in points)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plot_dataset_size", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--point",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("METHOD", "DEMOS", "EVAL"),
+        help="a method's evaluation after meta-training on DEMOS demonstrations (repeatable)",
+    )
+    p.add_argument("--random", type=Path, help="an evaluation that includes --method random, drawn as a line")
+    p.add_argument("--title", default="One-shot success vs dataset size")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write (a CSV of the points goes beside it)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        points = []
+        for method, demos, path in args.point:
+            try:
+                n = int(demos)
+            except ValueError:
+                raise PlotError(f"--point {method} {demos} {path}: DEMOS must be an integer") from None
+            points.append(point_of(method, n, Path(path)))
+        sources = [Path(p.source) for p in points] + ([args.random] if args.random else [])
+        check_comparable(sources)
+        random_rate = None
+        if args.random:
+            random_rate = _row(read_results(args.random), random=True, source=str(args.random))["rate"]
+    except PlotError as exc:
+        print(f"plot_dataset_size: error: {exc}", file=sys.stderr)
+        return 2
+    plot(points, random_rate, args.out, args.title)
+    write_csv(points, args.out.with_suffix(".csv"))
+    for p in points:
+        print(
+            f"{p.method:12s} {p.demos:6d} demos  {p.successes}/{p.trials} = {100 * p.rate:.1f}% "
+            f"[{100 * p.ci_low:.1f}%, {100 * p.ci_high:.1f}%]"
+        )
+    print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
