@@ -50,6 +50,7 @@ class TrialResult:
     success: bool
     error: str | None = None  # why a rollout was cut short (e.g. a non-finite action)
     video: str | None = None  # path relative to the output directory
+    chosen: str | None = None  # the object the trial ended at (Env.chosen_role): "target" or a distractor
 
 
 @dataclass
@@ -63,6 +64,9 @@ class ConditionSummary:
     rate: float
     ci_low: float
     ci_high: float
+    # Trials that ended at the target object, right or not about precision (None: the family does not
+    # say). Against chance (1 / objects) it tells whether the demo was understood even when success fails.
+    chose_target: int | None = None
 
 
 def condition_key(r: TrialResult | ConditionSummary) -> tuple[str, int, str]:
@@ -79,14 +83,17 @@ def summarize(trials: Sequence[TrialResult]) -> list[ConditionSummary]:
         k, n = sum(t.success for t in group), len(group)
         lo, hi = wilson_interval(k, n)
         rate = k / n if n else 0.0
-        rows.append(ConditionSummary(label, group[0].method, shots, inputs, k, n, rate, lo, hi))
+        chosen = [t.chosen for t in group]
+        chose_target = sum(c == "target" for c in chosen) if n and None not in chosen else None
+        rows.append(ConditionSummary(label, group[0].method, shots, inputs, k, n, rate, lo, hi, chose_target))
     return rows
 
 
 def format_table(rows: Sequence[ConditionSummary]) -> str:
-    """Fixed-width table: method, shots, demo inputs, successes / trials, rate, 95% Wilson CI."""
-    header = ("method", "shots", "demo inputs", "success", "rate", "95% CI (Wilson)")
-    body = [
+    """Fixed-width table: method, shots, demo inputs, successes / trials, rate, 95% Wilson CI, and how
+    often the trials ended at the target object where the family reports it."""
+    header: tuple[str, ...] = ("method", "shots", "demo inputs", "success", "rate", "95% CI (Wilson)")
+    body: list[tuple[str, ...]] = [
         (
             r.label,
             "-" if r.method == "random" else str(r.shots),
@@ -97,6 +104,12 @@ def format_table(rows: Sequence[ConditionSummary]) -> str:
         )
         for r in rows
     ]
+    if any(r.chose_target is not None for r in rows):
+        header += ("ended at target",)
+        body = [
+            (*line, "-" if r.chose_target is None else f"{r.chose_target}/{r.trials}")
+            for line, r in zip(body, rows, strict=True)
+        ]
     widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -306,11 +306,12 @@ def demo_batch(episodes: Sequence[Episode], family: TaskFamily, horizon: int) ->
 
 def rollout(
     family: TaskFamily, env: Env, policy: ConditionedPolicy, policy_steps: np.ndarray, record: bool = False
-) -> tuple[bool, list[np.ndarray], str | None]:
+) -> tuple[bool, list[np.ndarray], str | None, str | None]:
     """Run one trial: the policy acts at ``policy_steps``, each action is held until the next one.
 
-    Returns (success, camera frames at the camera rate if ``record``, error). A non-finite action ends
-    the trial as a failure (the error says so) instead of crashing the whole evaluation.
+    Returns (success, camera frames at the camera rate if ``record``, error, the object the trial ended
+    at). A non-finite action ends the trial as a failure (the error says so) instead of crashing the
+    whole evaluation.
     """
     obs = env.reset()
     policy.reset()
@@ -332,7 +333,7 @@ def rollout(
         env.end_episode()
     if record:
         frames.append(env.render_camera())
-    return error is None and env.success(), frames, error
+    return error is None and env.success(), frames, error, env.chosen_role()
 
 
 # -------------------------------------------------------------------------------------- work units
@@ -419,7 +420,9 @@ class Evaluator:
             for k, trial_seed in enumerate(seeds):
                 env = family.make_env(task, trial_seed, render=False)
                 try:
-                    success, frames, error = rollout(family, env, make_policy(k), policy_steps, record=s.videos > 0)
+                    success, frames, error, chosen = rollout(
+                        family, env, make_policy(k), policy_steps, record=s.videos > 0
+                    )
                 finally:
                     env.close()
                 demo_seeds = [d.trial_seed for d in demos[:shots]]
@@ -435,6 +438,7 @@ class Evaluator:
                     demo_seeds,
                     bool(success),
                     error,
+                    chosen=chosen,
                 )
                 if s.videos > 0 and s.out is not None and saved[result.success] < s.videos:
                     saved[result.success] += 1

@@ -102,6 +102,20 @@ def test_summary_table_groups_conditions() -> None:
     assert [(r.label, r.shots, r.successes, r.trials) for r in rows] == [("a", 1, 1, 2), ("a", 5, 1, 1), ("b", 1, 0, 1)]
     table = format_table(rows)
     assert "1/2" in table and "50.0%" in table and "95% CI" in table
+    assert "ended at target" not in table and all(r.chose_target is None for r in rows)
+
+
+def test_summary_counts_trials_that_ended_at_the_target() -> None:
+    """Choosing the right object is counted apart from success (a near miss of the target still chose it)."""
+
+    def trial(ok: bool, chosen: str | None) -> TrialResult:
+        return TrialResult("a", "mil", 1, "full", "t", 0, 0, 1, [2], ok, chosen=chosen)
+
+    (row,) = summarize([trial(True, "target"), trial(False, "target"), trial(False, "distractor_0")])
+    assert (row.successes, row.chose_target, row.trials) == (1, 2, 3)
+    assert "ended at target" in format_table([row]) and "2/3" in format_table([row])
+    (partial,) = summarize([trial(True, "target"), trial(False, None)])  # unknown for one trial: no count
+    assert partial.chose_target is None
 
 
 class _Counting(ConditionedPolicy):
@@ -122,10 +136,11 @@ def test_rollout_acts_at_the_horizon_steps_and_holds_actions() -> None:
     env = family.make_env(family.tasks("test")[0], 3, render=False)
     policy = _Counting()
     try:
-        success, frames, error = rollout(family, env, policy, subsample_indices(STEPS, 5), record=True)
+        success, frames, error, chosen = rollout(family, env, policy, subsample_indices(STEPS, 5), record=True)
     finally:
         env.close()
     assert len(policy.calls) == 5 and error is None and isinstance(success, bool)
+    assert chosen in ("target", "distractor_0", "distractor_1")
     assert len(frames) == STEPS + 1 and frames[0].shape == (64, 80, 3)  # camera every step + final frame
 
 

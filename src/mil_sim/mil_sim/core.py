@@ -108,6 +108,14 @@ class Env(ABC):
     def success(self) -> bool:
         """The seed paper's success criterion for this family, evaluated on what has happened so far."""
 
+    def chosen_role(self) -> str | None:
+        """The object the episode ended at: ``"target"`` or a distractor's role (None: the family has none).
+
+        Success mixes choosing the right object with handling it precisely; this separates the two, so a
+        one-shot policy can be compared with chance (one over the number of objects) at choosing.
+        """
+        return None
+
     @abstractmethod
     def render_camera(self) -> np.ndarray:
         """Full-resolution camera image (H, W, 3) uint8, before the policy's downsample/crop."""

@@ -56,9 +56,9 @@ def test_success_check_hit_and_miss(family: PlacingFamily) -> None:
     task = family.tasks("test")[1]
     env = family.make_env(task, trial_seed=3, render=False)
     assert _drop_over(env, "target", family) is True
-    assert env.item_in_container("target")
+    assert env.item_in_container("target") and env.chosen_role() == "target"
     assert _drop_over(env, "distractor_0", family) is False
-    assert env.item_in_container("distractor_0")
+    assert env.item_in_container("distractor_0") and env.chosen_role() == "distractor_0"
     # Not scored before the gripper opened, even when the item hangs over the target.
     env.reset()
     assert env.success() is False

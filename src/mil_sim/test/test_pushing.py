@@ -87,13 +87,14 @@ def test_success_needs_ten_steps_on_the_goal_counted_over_the_episode(family: Pu
     env.set_object_pose("distractor", goal)  # the wrong object on the goal never counts
     for _ in range(12):
         env.step(ZERO)
-    assert env.on_goal_steps == 0 and not env.success()
+    assert env.on_goal_steps == 0 and not env.success() and env.chosen_role() == "distractor"
     env.reset()
 
     env.set_object_pose("target", goal + np.array([0.03, 0.0]))
     for _ in range(9):
         env.step(ZERO)
     assert env.on_goal_steps == 9 and not env.success()  # 9 steps: a miss
+    assert env.chosen_role() == "target"
     env.set_object_pose("target", goal + np.array([radius + 0.01, 0.0]))  # just off the circle
     for _ in range(5):
         env.step(ZERO)

@@ -80,6 +80,7 @@ def test_success_hit_miss_and_only_the_last_steps_count(family: ReachingFamily) 
 
         episode = run_episode(family, env, policy, record_images=False)
         assert episode.success == env.success()
+        assert env.chosen_role() == goal_roles[-1]  # where the episode ended, whatever it touched before
         return episode.success, env.distances()
 
     hit, d = drive(["target"])

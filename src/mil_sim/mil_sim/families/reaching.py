@@ -370,6 +370,10 @@ class ReachingEnv(Env):
         window = self._distances[-self.config.success_window :]
         return any(d < self.config.success_radius for d in window)
 
+    def chosen_role(self) -> str:
+        """The disc nearest to the fingertip at the end of the episode."""
+        return ROLES[int(np.argmin(np.linalg.norm(self._positions - self.fingertip(), axis=1)))]
+
     def _observe(self) -> Observation:
         if self._render_obs:
             image = self.family.preprocess(self.render_camera())
