@@ -6,9 +6,11 @@
 Each ``--point METHOD DEMOS EVAL`` is one trained policy: the method's name in the legend, how many
 demonstrations it was meta-trained on, and the directory (or ``results.json``) its ``evaluate`` run wrote.
 The point is that run's first non-random condition (its success rate and 95% Wilson interval, drawn as an
-error bar); with ``--random`` the random policy's rate of that evaluation is drawn as a horizontal band,
-as the paper quotes a random baseline. The points are also written as CSV next to the plot, so the
-figure's numbers can be read without the image. Runs evaluated with different settings (tasks, trials,
+error bar); with ``--random`` the random policy's rate of that evaluation is drawn as a horizontal line,
+as the paper quotes a random baseline. Where every evaluation counted the trials that ended at the
+target object, a second panel shows that rate: it separates choosing the demonstrated object from
+reaching it precisely. The points are also written as CSV next to the plot, so the figure's numbers can
+be read without the image. Runs evaluated with different settings (tasks, trials,
 seed, split) are refused: their points would not be comparable.
 """
 
@@ -22,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from mil_policy.eval_report import wilson_interval
 
 COMPARED_SETTINGS = ("tasks", "trials", "split", "seed", "shots")
 
@@ -40,6 +44,7 @@ class Point:
     ci_low: float
     ci_high: float
     source: str
+    chose_target: int | None = None  # trials that ended at the target object (None: not recorded)
 
 
 def read_results(path: Path) -> dict[str, Any]:
@@ -68,7 +73,17 @@ def point_of(method: str, demos: int, path: Path) -> Point:
     if demos < 1:
         raise PlotError(f"--point {method} {demos}: the number of demos must be positive")
     row = _row(read_results(path), random=False, source=str(path))
-    return Point(method, demos, row["successes"], row["trials"], row["rate"], row["ci_low"], row["ci_high"], str(path))
+    return Point(
+        method,
+        demos,
+        row["successes"],
+        row["trials"],
+        row["rate"],
+        row["ci_low"],
+        row["ci_high"],
+        str(path),
+        row.get("chose_target"),
+    )
 
 
 def check_comparable(paths: Sequence[Path]) -> None:
@@ -84,19 +99,18 @@ def check_comparable(paths: Sequence[Path]) -> None:
             raise PlotError(f"{path} was evaluated differently from {first[0]}: {diff}")
 
 
-def plot(points: Sequence[Point], random_rate: float | None, out: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+def _panel(ax: Any, points: Sequence[Point], rate: Any, random_rate: float | None, ylabel: str) -> None:
+    """One method per line: ``rate(point) -> (k, n)`` with its 95% Wilson interval as error bars."""
     for method in dict.fromkeys(p.method for p in points):
         series = sorted((p for p in points if p.method == method), key=lambda p: p.demos)
-        xs = [p.demos for p in series]
-        ys = [100 * p.rate for p in series]
-        err = [[100 * (p.rate - p.ci_low) for p in series], [100 * (p.ci_high - p.rate) for p in series]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=method)
+        ys, lo, hi = [], [], []
+        for p in series:
+            k, n = rate(p)
+            low, high = wilson_interval(k, n)
+            ys.append(100 * k / n)
+            lo.append(ys[-1] - 100 * low)
+            hi.append(100 * high - ys[-1])
+        ax.errorbar([p.demos for p in series], ys, yerr=[lo, hi], marker="o", capsize=3, label=method)
     if random_rate is not None:
         ax.axhline(100 * random_rate, color="grey", linestyle="--", label="random")
     ax.set_xscale("log")
@@ -104,11 +118,30 @@ def plot(points: Sequence[Point], random_rate: float | None, out: Path, title: s
     ax.set_xticks(xticks, [str(x) for x in xticks])
     ax.minorticks_off()
     ax.set_xlabel("meta-training demonstrations")
-    ax.set_ylabel("one-shot success on held-out tasks (%)")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
-    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+def plot(points: Sequence[Point], random: dict[str, Any] | None, out: Path, title: str) -> None:
+    """Success against dataset size; beside it the ended-at-target rate where every point has one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = all(p.chose_target is not None for p in points)
+    fig, axes = plt.subplots(1, 2 if chosen else 1, figsize=(11.0 if chosen else 5.5, 4.0), squeeze=False)
+    random_rate = None if random is None else random["rate"]
+    _panel(axes[0, 0], points, lambda p: (p.successes, p.trials), random_rate, "one-shot success (%)")
+    if chosen:
+        random_chosen = None
+        if random is not None and random.get("chose_target") is not None:
+            random_chosen = random["chose_target"] / random["trials"]
+        label = "trials that ended at the target (%)"
+        _panel(axes[0, 1], points, lambda p: (p.chose_target, p.trials), random_chosen, label)
+    fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -150,18 +183,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             points.append(point_of(method, n, Path(path)))
         sources = [Path(p.source) for p in points] + ([args.random] if args.random else [])
         check_comparable(sources)
-        random_rate = None
-        if args.random:
-            random_rate = _row(read_results(args.random), random=True, source=str(args.random))["rate"]
+        random = _row(read_results(args.random), random=True, source=str(args.random)) if args.random else None
     except PlotError as exc:
         print(f"plot_dataset_size: error: {exc}", file=sys.stderr)
         return 2
-    plot(points, random_rate, args.out, args.title)
+    plot(points, random, args.out, args.title)
     write_csv(points, args.out.with_suffix(".csv"))
     for p in points:
+        chose = "" if p.chose_target is None else f", ended at target {p.chose_target}/{p.trials}"
         print(
             f"{p.method:12s} {p.demos:6d} demos  {p.successes}/{p.trials} = {100 * p.rate:.1f}% "
-            f"[{100 * p.ci_low:.1f}%, {100 * p.ci_high:.1f}%]"
+            f"[{100 * p.ci_low:.1f}%, {100 * p.ci_high:.1f}%]{chose}"
         )
     print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
     return 0
