@@ -20,7 +20,7 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,9 @@ def check_comparable(paths: Sequence[Path]) -> None:
             raise PlotError(f"{path} was evaluated differently from {first[0]}: {diff}")
 
 
-def _panel(ax: Any, points: Sequence[Point], rate: Any, random_rate: float | None, ylabel: str) -> None:
+def _panel(
+    ax: Any, points: Sequence[Point], rate: Callable[[Point], tuple[int, int]], random_rate: float | None, ylabel: str
+) -> None:
     """One method per line: ``rate(point) -> (k, n)`` with its 95% Wilson interval as error bars."""
     for method in dict.fromkeys(p.method for p in points):
         series = sorted((p for p in points if p.method == method), key=lambda p: p.demos)
