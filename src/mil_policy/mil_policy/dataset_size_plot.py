@@ -68,11 +68,12 @@ def _row(doc: dict[str, Any], random: bool, source: str) -> dict[str, Any]:
     return rows[0]
 
 
-def point_of(method: str, demos: int, path: Path) -> Point:
-    """The first learned-policy condition of one evaluation, as a point of ``method`` at ``demos``."""
+def point_of(method: str, demos: int, doc: dict[str, Any], source: str) -> Point:
+    """The first learned-policy condition of one evaluation (``doc``, read from ``source``), as a point
+    of ``method`` at ``demos``."""
     if demos < 1:
         raise PlotError(f"--point {method} {demos}: the number of demos must be positive")
-    row = _row(read_results(path), random=False, source=str(path))
+    row = _row(doc, random=False, source=source)
     return Point(
         method,
         demos,
@@ -81,16 +82,16 @@ def point_of(method: str, demos: int, path: Path) -> Point:
         row["rate"],
         row["ci_low"],
         row["ci_high"],
-        str(path),
+        source,
         row.get("chose_target"),
     )
 
 
-def check_comparable(paths: Sequence[Path]) -> None:
-    """Refuse evaluations whose protocol differs in any of COMPARED_SETTINGS."""
-    first: tuple[Path, dict[str, Any]] | None = None
-    for path in paths:
-        settings = read_results(path).get("settings", {})
+def check_comparable(docs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Refuse evaluations (source, results doc) whose protocol differs in any of COMPARED_SETTINGS."""
+    first: tuple[str, dict[str, Any]] | None = None
+    for path, doc in docs:
+        settings = doc.get("settings", {})
         picked = {k: settings.get(k) for k in COMPARED_SETTINGS}
         if first is None:
             first = (path, picked)
@@ -176,16 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        points = []
+        points, docs = [], []
         for method, demos, path in args.point:
             try:
                 n = int(demos)
             except ValueError:
                 raise PlotError(f"--point {method} {demos} {path}: DEMOS must be an integer") from None
-            points.append(point_of(method, n, Path(path)))
-        sources = [Path(p.source) for p in points] + ([args.random] if args.random else [])
-        check_comparable(sources)
-        random = _row(read_results(args.random), random=True, source=str(args.random)) if args.random else None
+            docs.append((path, read_results(Path(path))))
+            points.append(point_of(method, n, docs[-1][1], path))
+        random = None
+        if args.random:
+            docs.append((str(args.random), read_results(args.random)))
+            random = _row(docs[-1][1], random=True, source=str(args.random))
+        check_comparable(docs)
     except PlotError as exc:
         print(f"plot_dataset_size: error: {exc}", file=sys.stderr)
         return 2

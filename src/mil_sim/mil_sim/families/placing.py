@@ -356,13 +356,13 @@ class PlacingEnv(Env):
         """Paper's criterion: after the gripper opened, the item landed in or on the target container."""
         return self._open and self.item_in_container("target")
 
-    # -- observation ----------------------------------------------------------------------------
     def chosen_role(self) -> str:
         """The container nearest (in the table plane) to where the item came to rest."""
         roles = list(self.container_specs)
         item = self.held_position()[:2]
         return min(roles, key=lambda r: float(np.linalg.norm(self.container_position(r)[:2] - item)))
 
+    # -- observation ----------------------------------------------------------------------------
     def _observe(self) -> Observation:
         image = self.family.preprocess(self.render_camera()) if self._render_obs else np.zeros((0, 0, 3), np.uint8)
         return Observation(image=image, state=self.robot_state(), time=self._t)

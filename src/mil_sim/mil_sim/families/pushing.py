@@ -430,12 +430,12 @@ class PushingEnv(Env):
         """Paper's criterion: the target's centre was on the goal circle for >= success_steps steps so far."""
         return self.on_goal_steps >= self.config.success_steps
 
-    # -- observation ----------------------------------------------------------------------------
     def chosen_role(self) -> str:
         """The object that ended nearest to the goal: the one the policy pushed there, if any."""
         goal = self.goal_position()[:2]
         return min(ROLES, key=lambda r: float(np.linalg.norm(self.object_position(r)[:2] - goal)))
 
+    # -- observation ----------------------------------------------------------------------------
     def _observe(self) -> Observation:
         image = self.render_camera() if self._render_obs else np.zeros((0, 0, 3), np.uint8)
         return Observation(image=image, state=self.robot_state(), time=self._t)
