@@ -144,6 +144,9 @@ class DataConfig:
     # Meta-train on only the first N training tasks (all their demos), for success-vs-dataset-size
     # curves like the paper's Figure 4 from one demo directory; validation tasks are unchanged.
     train_tasks: int | None = None
+    # Recolour each training task (a random hue rotation, the same for its adaptation and evaluation
+    # demos) so that few hundred tasks cannot be memorised; see colour_augment.py. Validation: raw.
+    colour_augmentation: bool = False
 
     def __post_init__(self) -> None:
         if self.train_tasks is not None and self.train_tasks < 1:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mil_policy.colour_augment import apply_colour_transforms, random_colour_transforms
 from mil_policy.config import DataConfig, NetworkConfig
 from mil_policy.demo_arrays import demo_arrays
 from mil_policy.maml import DemoBatch
@@ -458,6 +459,7 @@ class MetaBatchIndices:
     tasks: np.ndarray  # (M,) task indices
     demos: np.ndarray  # (M, shots + 1) demo indices, distinct within a row
     frames: np.ndarray | None  # (M, shots + 1, F) sorted frame indices starting with 0, or None: all
+    colour: np.ndarray | None = None  # (M, 3, 3) per-task colour transform (colour_augment.py), or None
 
 
 def other_task_demos(idx: MetaBatchIndices, shots: int) -> MetaBatchIndices:
@@ -471,7 +473,7 @@ def other_task_demos(idx: MetaBatchIndices, shots: int) -> MetaBatchIndices:
     demos[:, :shots] = np.roll(idx.demos[:, :shots], 1, axis=0)
     if frames is not None:
         frames[:, :shots] = np.roll(idx.frames[:, :shots], 1, axis=0)
-    return MetaBatchIndices(idx.tasks, demos, frames)
+    return MetaBatchIndices(idx.tasks, demos, frames, idx.colour)
 
 
 class MetaBatchSampler:
@@ -491,13 +493,17 @@ class MetaBatchSampler:
         seed: int = 0,
         device: torch.device | str = "cpu",
         name: str = "train",
+        colour_augmentation: bool = False,
     ) -> None:
         self.dataset = dataset
+        self.colour_augmentation = colour_augmentation
         self.meta_batch = meta_batch
         self.shots = shots
         self.frames_per_demo = frames_per_demo
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
+        # Its own stream: switching augmentation on or off leaves the tasks, demos and frames drawn alike.
+        self.colour_rng = np.random.default_rng([seed, 1])
         need = shots + 1
         self.tasks = np.asarray([t for t in tasks if len(dataset.demos_of(t)) >= need], dtype=np.int64)
         if meta_batch > len(self.tasks):
@@ -522,7 +528,8 @@ class MetaBatchSampler:
             k = f - len(ends)
             rest = self.rng.random((m, need, T - len(ends))).argsort(axis=-1)[..., :k] + 1
             frames = np.sort(np.concatenate([np.broadcast_to(np.array(ends), (m, need, len(ends))), rest], -1), -1)
-        return MetaBatchIndices(tasks, demos, frames)
+        colour = random_colour_transforms(self.colour_rng, m) if self.colour_augmentation else None
+        return MetaBatchIndices(tasks, demos, frames, colour)
 
     def load(self, idx: MetaBatchIndices, part: slice | None = None) -> tuple[DemoBatch, DemoBatch]:
         """(adaptation demos (m, shots, ...), evaluation demos (m, 1, ...)) for tasks ``part``."""
@@ -535,7 +542,10 @@ class MetaBatchSampler:
     def _columns(self, idx: MetaBatchIndices, part: slice | None, columns: slice) -> DemoBatch:
         part = part or slice(None)
         demos = idx.demos[part][:, columns]
-        return self._batch(demos, None if idx.frames is None else idx.frames[part][:, columns])
+        batch = self._batch(demos, None if idx.frames is None else idx.frames[part][:, columns])
+        if idx.colour is not None:  # the same transform for a task's adaptation and evaluation demos
+            batch = replace(batch, images=apply_colour_transforms(batch.images, idx.colour[part]))
+        return batch
 
     def sample(self, part: slice | None = None) -> tuple[DemoBatch, DemoBatch]:
         return self.load(self.sample_indices(), part)

@@ -15,6 +15,11 @@ target) but differ in these numbers:
   the predicted and the demonstrated target position. Far from the demo's own target yet nearer to it
   than with another task's demo, the policy picks the right object but drives to an imprecise
   position (e.g. a soft-argmax spread over several objects) and ends outside the success radius.
+* **A bias jump instead of a template.** Also for target heads: the estimate before any adaptation, and
+  after adapting on a demo, on that same demo's first frame. A step that fits the demo's own target but
+  not the new scene's has learned nothing that transfers; an unadapted estimate far off (metres) with a
+  clipped inner gradient means the step is a fixed correction (sign-like under clipping), the same for
+  every task, that training leans on instead of the features.
 * **Dead units.** Hidden FC units that are never positive on any evaluated frame: under ReLU they get
   no gradient and stay off for good (a phase of demo-ignoring training switches many off).
 
@@ -58,6 +63,8 @@ class Diagnosis:
     fc_widths: list[int]  # units per hidden FC layer
     target_error_own_demo: float | None = None  # mean distance predicted-to-demonstrated target (m)
     target_error_other_demo: float | None = None  # the same, adapted on another task's demo
+    target_error_unadapted: float | None = None  # the same evaluation demos, before any adaptation
+    target_error_demo_fit: float | None = None  # adapted on a demo, on that demo's own first frame
 
 
 def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diagnosis:
@@ -69,6 +76,7 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
     params = parameters_of(net)
     own, other, pred_size, expert_size, first_frames = [], [], [], [], []
     own_target, other_target = [], []  # per task: mean predicted-to-demonstrated target distance
+    unadapted_target, fit_target = [], []
     ever_positive = [torch.zeros(fc.out_features, dtype=torch.bool) for fc in net.fcs]
 
     def record(layer: int):
@@ -97,6 +105,12 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
                     if errors is own:
                         pred_size.append(actions.abs().mean(-1).mean(0))
                         expert_size.append(demo_b.actions.abs().mean(-1).mean(0))
+                        if out.target is not None and demo_b.targets is not None:
+                            with torch.no_grad():
+                                before = functional_call(net, params, (demo_b.images, demo_b.states)).target
+                                fit = functional_call(net, adapted, (demo_a.images, demo_a.states)).target
+                            unadapted_target.append((before - demo_b.targets).norm(dim=-1).mean())
+                            fit_target.append((fit - demo_a.targets).norm(dim=-1).mean())
                 first_frames.append(demo_b.images[:, 0])
     finally:
         for h in hooks:
@@ -123,6 +137,8 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
         widths,
         mean_distance(own_target),
         mean_distance(other_target),
+        mean_distance(unadapted_target),
+        mean_distance(fit_target),
     )
 
 
@@ -159,6 +175,12 @@ def format_report(d: Diagnosis, every: int = 5) -> str:
         lines.append(
             f"target position error: {100 * d.target_error_own_demo:.1f} cm adapted on the own demo, "
             f"{100 * d.target_error_other_demo:.1f} cm on another task's demo"
+        )
+    if d.target_error_unadapted is not None and d.target_error_demo_fit is not None:
+        lines.append(
+            f"  before adaptation {100 * d.target_error_unadapted:.1f} cm; on the adaptation demo itself, after "
+            f"adapting, {100 * d.target_error_demo_fit:.1f} cm (fits the demo but not the new scene: nothing "
+            "transfers)"
         )
     if d.softmax_peak is not None:
         peaks = np.asarray(d.softmax_peak)

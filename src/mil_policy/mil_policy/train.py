@@ -317,6 +317,7 @@ class Trainer:
             seed=seed,
             device=self.dist.device,
             name="train",
+            colour_augmentation=config.data.colour_augmentation,
         )
         n_val = sum(len(dataset.demos_of(t)) >= maml.shots + 1 for t in split.val)
         val = None
@@ -481,7 +482,7 @@ class Trainer:
         state = None
         if with_state:
             opt_tensors, opt_meta = optimizer_to_flat(self.optimizer)
-            rng_tensors, rng_meta = rng_to_flat({"train_sampler": self.train_sampler.rng})
+            rng_tensors, rng_meta = rng_to_flat(self._sampler_rngs())
             counters = {
                 "iteration": p.iteration,
                 "best_val": None if math.isinf(p.best_val) else p.best_val,
@@ -499,7 +500,7 @@ class Trainer:
         load_into(self.method.module, weights, str(path))
         tensors, counters = read_trainer_state(path)
         optimizer_from_flat(self.optimizer, tensors, counters["optimizer"])
-        rng_from_flat({"train_sampler": self.train_sampler.rng}, tensors, counters["rng"])
+        rng_from_flat(self._sampler_rngs(), tensors, counters["rng"])
         p = self.progress
         p.iteration = int(counters["iteration"])
         p.best_val = math.inf if counters.get("best_val") is None else float(counters["best_val"])
@@ -507,6 +508,10 @@ class Trainer:
         p.last_train, p.last_val = counters.get("last_train"), counters.get("last_val")
 
     # ---------------------------------------------------------------------------------- helpers
+    def _sampler_rngs(self) -> dict[str, np.random.Generator]:
+        """The training sampler's random streams, saved with a checkpoint so --resume draws on alike."""
+        return {"train_sampler": self.train_sampler.rng, "train_sampler_colour": self.train_sampler.colour_rng}
+
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
         """First Ctrl-C/SIGTERM: stop after this iteration and save; second Ctrl-C: abort at once."""

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import mil_policy.dataset as dataset_mod
+from mil_policy.colour_augment import apply_colour_transforms
 from mil_policy.config import ConfigError, DataConfig, NetworkConfig
 from mil_policy.dataset import (
     DatasetError,
@@ -20,6 +21,7 @@ from mil_policy.dataset import (
     find_bags,
     limit_train_tasks,
     load_dataset,
+    other_task_demos,
 )
 from mil_policy.demo_arrays import demo_arrays
 from mil_sim import generate
@@ -226,6 +228,28 @@ def test_sampler_shapes_frames_and_distinct_demos(demos: Path, tmp_path: Path) -
     torch.testing.assert_close(a_part.images, a.images[1:3])
     full = MetaBatchSampler(ds, train, meta_batch=2, seed=1)
     assert full.sample()[0].images.shape == (2, 1, T, 3, 64, 80)
+
+
+def test_colour_augmentation_recolours_each_task_alike_and_draws_the_same_demos(demos: Path, tmp_path: Path) -> None:
+    """One transform per task, for its adaptation and evaluation demos; tasks, demos and frames unchanged."""
+    ds = load_dataset(demos, DATA, cache_root=tmp_path / "cache", progress=False)
+    train = ds.split_tasks(0.1, 0).train
+    plain = MetaBatchSampler(ds, train, meta_batch=3, frames_per_demo=4, seed=5)
+    recoloured = MetaBatchSampler(ds, train, meta_batch=3, frames_per_demo=4, seed=5, colour_augmentation=True)
+    for _ in range(3):
+        i_plain, i_col = plain.sample_indices(), recoloured.sample_indices()
+        np.testing.assert_array_equal(i_plain.demos, i_col.demos)
+        np.testing.assert_array_equal(i_plain.frames, i_col.frames)
+    assert i_plain.colour is None and i_col.colour is not None and i_col.colour.shape == (3, 3, 3)
+    (a0, b0), (a1, b1) = plain.load(i_plain), recoloured.load(i_col)
+    for raw, col in ((a0, a1), (b0, b1)):
+        torch.testing.assert_close(col.images, apply_colour_transforms(raw.images, i_col.colour))
+        torch.testing.assert_close(col.actions, raw.actions)
+    assert not torch.allclose(a1.images, a0.images)
+    # A DDP rank's share gets its tasks' transforms; "another task's demo" keeps the row's transform.
+    part, _ = recoloured.load(i_col, slice(1, 3))
+    torch.testing.assert_close(part.images, a1.images[1:3])
+    assert other_task_demos(i_col, 1).colour is i_col.colour
 
 
 def test_sampler_and_compatibility_errors(demos: Path, tmp_path: Path) -> None:

@@ -89,6 +89,11 @@ def test_target_error_is_the_mean_distance_to_the_demonstrated_target(reaching_d
     assert d.target_error_own_demo is not None and d.target_error_own_demo > 0.01
     assert abs(d.target_error_own_demo - float(torch.stack(distances).mean())) < 1e-4
     assert d.target_error_own_demo == d.target_error_other_demo
-    assert "target position error" in diagnose.format_report(d)
+    # No adaptation: the unadapted error is the same; the fit is measured on the adaptation demos.
+    assert d.target_error_unadapted == d.target_error_own_demo
+    sampler = MetaBatchSampler(dataset, range(4), meta_batch=3, seed=0)
+    fit = [(sampler.load(sampler.sample_indices())[0].targets - p).norm(dim=-1).mean() for _ in range(2)]
+    assert d.target_error_demo_fit is not None and abs(d.target_error_demo_fit - float(torch.stack(fit).mean())) < 1e-4
+    assert "target position error" in diagnose.format_report(d) and "before adaptation" in diagnose.format_report(d)
     # Without a target head there is nothing to report.
     assert diagnose.diagnose(build_method(MilConfig.load(CONFIG)), sampler, batches=1).target_error_own_demo is None
