@@ -104,6 +104,12 @@ class MamlConfig:
     # Meta-learn one inner step size per parameter tensor and inner step, starting at inner_lr (the
     # per-layer step sizes of MAML++; not in the paper, whose inner step size is one fixed alpha).
     learn_inner_lr: bool = False
+    # Per-parameter multipliers of inner_lr, by name prefix (the longest matching prefix wins), e.g.
+    # {"convs.0.weight": 5, "target_head": 0.2}: with learn_inner_lr, where the learned step sizes start.
+    # Why: on reaching, the learned step sizes ended 5-8x larger on the first convolutions and 5x smaller
+    # on the FC layers and the target head: adaptation by what the target looks like, not by shifting
+    # the estimate toward where the demo's target was (which does not transfer to a new scene).
+    inner_lr_scale: dict[str, float] = field(default_factory=dict)
     meta_lr: float = 1e-3
     meta_grad_clip: float | None = None  # element-wise clip of the meta-gradient
     meta_batch: int = 12
@@ -119,9 +125,17 @@ class MamlConfig:
     # (no code released) the presets use horizon x action_dim, equation 2's per-demo sum.
     loss_scale: float = 1.0
 
+    def inner_lr_of(self, param_name: str) -> float:
+        """inner_lr times the inner_lr_scale entry of the longest prefix of ``param_name`` (1 if none)."""
+        hits = [k for k in self.inner_lr_scale if param_name.startswith(k)]
+        return self.inner_lr * (self.inner_lr_scale[max(hits, key=len)] if hits else 1.0)
+
     def __post_init__(self) -> None:
         if self.inner_steps < 0 or self.inner_lr < 0:
             raise ConfigError("maml.inner_steps and maml.inner_lr must be >= 0")
+        bad = {k: v for k, v in self.inner_lr_scale.items() if not (isinstance(v, int | float) and v >= 0)}
+        if bad:
+            raise ConfigError(f"maml.inner_lr_scale values must be numbers >= 0, got {bad}")
         if self.meta_batch <= 0 or self.shots <= 0 or self.meta_lr <= 0:
             raise ConfigError("maml.meta_batch, maml.shots and maml.meta_lr must be positive")
         if self.demo_inputs != "full" and self.inner_loss != "learned_no_actions":

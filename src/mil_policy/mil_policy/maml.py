@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from mil_policy.config import MamlConfig
+from mil_policy.config import ConfigError, MamlConfig
 from mil_policy.network import PolicyNetwork, PolicyOutput
 
 Params = dict[str, torch.Tensor]
@@ -77,14 +77,17 @@ class MetaLearner:
         self.net = net
         self.config = config
         self.frozen = net.post_update_only()
+        names = [name for name, _ in net.named_parameters()]
+        unmatched = sorted(k for k in config.inner_lr_scale if not any(n.startswith(k) for n in names))
+        if unmatched:
+            raise ConfigError(f"maml.inner_lr_scale names no parameter: {unmatched}; parameters are {', '.join(names)}")
         if config.learn_inner_lr and not hasattr(net, INNER_LR_MODULE):
             # Registered on the network, so the meta-optimiser, DDP's gradient reduction and the
             # safetensors checkpoint carry them like any weight. Log-parametrised: step sizes stay
             # positive, and Adam changes them by a similar factor whatever their size.
-            log_lr = math.log(config.inner_lr) if config.inner_lr > 0 else -30.0
             steps = max(config.inner_steps, 1)
             lrs = {
-                _lr_key(name): nn.Parameter(torch.full((steps,), log_lr))
+                _lr_key(name): nn.Parameter(torch.full((steps,), _log(config.inner_lr_of(name))))
                 for name, _ in net.named_parameters()
                 if name not in self.frozen
             }
@@ -132,7 +135,7 @@ class MetaLearner:
                 g = g.detach()
             if clip is not None:
                 g = g.clamp(-clip, clip)
-            lr = log_lrs[f"{INNER_LR_MODULE}.{_lr_key(k)}"][step].exp() if log_lrs else self.config.inner_lr
+            lr = log_lrs[f"{INNER_LR_MODULE}.{_lr_key(k)}"][step].exp() if log_lrs else self.config.inner_lr_of(k)
             new[k] = params[k] - lr * g
         return new
 
@@ -200,6 +203,11 @@ class MetaLearner:
         args = (*fields_a, *fields_b)
         in_dims = tuple(None if x is None else 0 for x in args)
         return vmap(one_task, in_dims=in_dims, randomness="error")(*args).mean()
+
+
+def _log(lr: float) -> float:
+    """log of a step size, with 0 (no adaptation) as a step size of e^-30."""
+    return math.log(lr) if lr > 0 else -30.0
 
 
 def _lr_key(param_name: str) -> str:

@@ -77,6 +77,45 @@ def test_learned_inner_step_size_gets_the_hand_computed_meta_gradient() -> None:
     assert torch.equal(adapted["inner_log_lr.w"], log_lr)  # step sizes are never adapted themselves
 
 
+class TwoScalarPolicy(nn.Module):
+    """a = (u + v) * s, with u and v adapted at different step sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.u = nn.Parameter(torch.tensor(0.3))
+        self.v = nn.Parameter(torch.tensor(-0.2))
+
+    def post_update_only(self) -> set[str]:
+        return set()
+
+    def forward(self, images: torch.Tensor, states: torch.Tensor) -> PolicyOutput:
+        return PolicyOutput(actions=(self.u + self.v) * states, pre_head=None, target=None)
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_inner_lr_scale_multiplies_the_step_size_of_the_named_parameters(learn: bool) -> None:
+    """inner_lr_scale {"u": 4}: u steps 4x as far as v (fixed step sizes, or where learned ones start)."""
+    alpha, (xa, ya) = 0.05, (1.5, 2.0)
+    net = TwoScalarPolicy()
+    config = MamlConfig(
+        inner_steps=1, inner_lr=alpha, inner_grad_clip=None, loss="mse", learn_inner_lr=learn, inner_lr_scale={"u": 4}
+    )
+    learner = MetaLearner(net, config)
+    g = 2 * xa * ((0.3 - 0.2) * xa - ya)  # the same gradient for u and v
+    adapted = learner.adapt(parameters_of(net), _scalar_demo(xa, ya), create_graph=False)
+    assert adapted["u"].item() == pytest.approx(0.3 - 4 * alpha * g, rel=1e-10)
+    assert adapted["v"].item() == pytest.approx(-0.2 - alpha * g, rel=1e-10)
+    if learn:
+        assert net.get_parameter("inner_log_lr.u").exp().item() == pytest.approx(4 * alpha)
+    assert (
+        MamlConfig(inner_lr=0.1, inner_lr_scale={"convs": 2, "convs.0.weight": 5}).inner_lr_of("convs.0.weight") == 0.5
+    )
+    with pytest.raises(ConfigError, match="names no parameter"):
+        MetaLearner(TwoScalarPolicy(), MamlConfig(inner_lr_scale={"convs.0": 2}))
+    with pytest.raises(ConfigError, match=">= 0"):
+        MamlConfig(inner_lr_scale={"u": -1})
+
+
 def test_two_inner_steps_chain_the_second_order_terms() -> None:
     w, alpha, xa, ya, xb, yb = 0.2, 0.05, 2.0, 1.0, 1.0, 0.5
     net = ScalarPolicy(w)
