@@ -118,6 +118,9 @@ class MamlConfig:
     inner_loss: InnerLoss = "bc"
     demo_inputs: DemoInputs = "full"  # what the adaptation demo provides
     target_loss_weight: float = 1.0  # weight of the auxiliary target regression (if predicted)
+    # The same regression on the *unadapted* network, as a fraction of target_loss_weight (0: off, the
+    # paper). See MetaLearner.unadapted_target_loss for why.
+    unadapted_target_weight: float = 0.0
     # Multiplies the mean (over frames and action dims) loss. The paper's step sizes were tuned for a
     # scaled loss: the authors' code computes mean((m * (a - a_hat))^2) with a loss multiplier m of 100
     # for reaching and 50 for pushing, i.e. loss_scale = m^2 = 10000 / 2500 here. With 1 the inner step

@@ -179,7 +179,21 @@ class MetaLearner:
 
     # -------------------------------------------------------------------------------- meta-loss
     def task_meta_loss(self, params: Params, demo_a: DemoBatch, demo_b: DemoBatch) -> torch.Tensor:
-        return self.outer_loss(self.adapt(params, demo_a), demo_b)
+        return self.outer_loss(self.adapt(params, demo_a), demo_b) + self.unadapted_target_loss(params, demo_b)
+
+    def unadapted_target_loss(self, params: Params, demo: DemoBatch) -> torch.Tensor | float:
+        """``unadapted_target_weight`` x the target regression of the network before adaptation.
+
+        Why: left free, the unadapted estimate drifts metres off, where the clipped inner gradient is
+        the same for every demo; the inner step then becomes a fixed correction that fits the demo's
+        target without reading it (docs/results.md, placing runs p40-p40e). Held near the targets, the
+        inner gradient depends on the demo again. Only the first frame feeds the target head.
+        """
+        weight = self.config.unadapted_target_weight
+        if weight == 0 or demo.targets is None:
+            return 0.0
+        out = self._forward(params, demo.images[:, :1], demo.states[:, :1])
+        return weight * self.target_loss(out, demo.targets)
 
     def meta_loss(
         self, params: Params, batch_a: DemoBatch, batch_b: DemoBatch, vectorized: bool = True
@@ -198,7 +212,7 @@ class MetaLearner:
 
         def one_task(*tensors: torch.Tensor | None) -> torch.Tensor:
             a, b = DemoBatch(*tensors[:4]), DemoBatch(*tensors[4:])
-            return self.outer_loss(self._adapt_functional(params, a), b)
+            return self.outer_loss(self._adapt_functional(params, a), b) + self.unadapted_target_loss(params, b)
 
         args = (*fields_a, *fields_b)
         in_dims = tuple(None if x is None else 0 for x in args)

@@ -169,6 +169,7 @@ def _batch(m: int, n: int, t: int = 4, seed: int = 0) -> DemoBatch:
         ({"two_head": True}, {"inner_loss": "learned_no_actions", "demo_inputs": "video_only"}),
         ({}, {"first_order": True}),
         ({"bias_transform_dim": 3}, {"inner_steps": 2, "learn_inner_lr": True}),
+        ({"predict_target": True}, {"unadapted_target_weight": 0.5, "target_loss_weight": 3.0}),
     ],
 )
 def test_vmap_and_loop_give_the_same_meta_gradient(net_kw: dict, maml_kw: dict) -> None:
@@ -185,6 +186,24 @@ def test_vmap_and_loop_give_the_same_meta_gradient(net_kw: dict, maml_kw: dict) 
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 5
     for k in grads[0]:
         torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-7, atol=1e-9, msg=k)
+
+
+def test_unadapted_target_loss_adds_the_first_frames_target_error_before_adaptation() -> None:
+    net = _tiny_net(predict_target=True)
+    a, b = _batch(1, 1, seed=1).task(0), _batch(1, 1, seed=2).task(0)
+    plain = MetaLearner(net, MamlConfig(inner_steps=1, inner_lr=0.05, target_loss_weight=3.0))
+    params = parameters_of(net)
+    with torch.no_grad():
+        before = net(b.images, b.states).target
+    expected = 0.5 * 3.0 * torch.nn.functional.mse_loss(before, b.targets)
+    weighted = MetaLearner(
+        net, MamlConfig(inner_steps=1, inner_lr=0.05, target_loss_weight=3.0, unadapted_target_weight=0.5)
+    )
+    torch.testing.assert_close(weighted.unadapted_target_loss(params, b), expected)
+    torch.testing.assert_close(
+        weighted.task_meta_loss(params, a, b), plain.task_meta_loss(params, a, b) + expected, rtol=1e-10, atol=0
+    )
+    assert plain.unadapted_target_loss(params, b) == 0.0
 
 
 def test_two_head_adapts_with_the_pre_update_head_only() -> None:
