@@ -177,11 +177,14 @@ def format_report(d: Diagnosis, every: int = 5) -> str:
             f"{100 * d.target_error_other_demo:.1f} cm on another task's demo"
         )
     if d.target_error_unadapted is not None and d.target_error_demo_fit is not None:
-        lines.append(
+        line = (
             f"  before adaptation {100 * d.target_error_unadapted:.1f} cm; on the adaptation demo itself, after "
-            f"adapting, {100 * d.target_error_demo_fit:.1f} cm (fits the demo but not the new scene: nothing "
-            "transfers)"
+            f"adapting, {100 * d.target_error_demo_fit:.1f} cm"
         )
+        own, other = d.target_error_own_demo, d.target_error_other_demo
+        if own is not None and other is not None and d.target_error_demo_fit < 0.8 * own and own > 0.9 * other:
+            line += " (fits the demo but not the new scene: nothing transfers)"
+        lines.append(line)
     if d.softmax_peak is not None:
         peaks = np.asarray(d.softmax_peak)
         lines.append(

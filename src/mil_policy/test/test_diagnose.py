@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -95,5 +96,10 @@ def test_target_error_is_the_mean_distance_to_the_demonstrated_target(reaching_d
     fit = [(sampler.load(sampler.sample_indices())[0].targets - p).norm(dim=-1).mean() for _ in range(2)]
     assert d.target_error_demo_fit is not None and abs(d.target_error_demo_fit - float(torch.stack(fit).mean())) < 1e-4
     assert "target position error" in diagnose.format_report(d) and "before adaptation" in diagnose.format_report(d)
+    assert "nothing transfers" not in diagnose.format_report(d)  # no adaptation: the fit is no better
+    fits_only = dataclasses.replace(d, target_error_demo_fit=0.5 * d.target_error_own_demo)
+    assert "nothing transfers" in diagnose.format_report(fits_only)
+    transfers = dataclasses.replace(fits_only, target_error_own_demo=0.6 * d.target_error_other_demo)
+    assert "nothing transfers" not in diagnose.format_report(transfers)
     # Without a target head there is nothing to report.
     assert diagnose.diagnose(build_method(MilConfig.load(CONFIG)), sampler, batches=1).target_error_own_demo is None
