@@ -107,8 +107,8 @@ def diagnose(method: MilMethod, sampler: MetaBatchSampler, batches: int) -> Diag
                         expert_size.append(demo_b.actions.abs().mean(-1).mean(0))
                         if out.target is not None and demo_b.targets is not None:
                             with torch.no_grad():
-                                before = functional_call(net, params, (demo_b.images, demo_b.states)).target
-                                fit = functional_call(net, adapted, (demo_a.images, demo_a.states)).target
+                                before = learner.first_frame_output(params, demo_b).target
+                                fit = learner.first_frame_output(adapted, demo_a).target
                             unadapted_target.append((before - demo_b.targets).norm(dim=-1).mean())
                             fit_target.append((fit - demo_a.targets).norm(dim=-1).mean())
                 first_frames.append(demo_b.images[:, 0])

@@ -187,13 +187,16 @@ class MetaLearner:
         Why: left free, the unadapted estimate drifts metres off, where the clipped inner gradient is
         the same for every demo; the inner step then becomes a fixed correction that fits the demo's
         target without reading it (docs/results.md, placing runs p40-p40e). Held near the targets, the
-        inner gradient depends on the demo again. Only the first frame feeds the target head.
+        inner gradient depends on the demo again.
         """
         weight = self.config.unadapted_target_weight
         if weight == 0 or demo.targets is None:
             return 0.0
-        out = self._forward(params, demo.images[:, :1], demo.states[:, :1])
-        return weight * self.target_loss(out, demo.targets)
+        return weight * self.target_loss(self.first_frame_output(params, demo), demo.targets)
+
+    def first_frame_output(self, params: Params, demo: DemoBatch) -> PolicyOutput:
+        """The network on each demo's first frame only: all the target head reads, at 1/T of the cost."""
+        return self._forward(params, demo.images[:, :1], demo.states[:, :1])
 
     def meta_loss(
         self, params: Params, batch_a: DemoBatch, batch_b: DemoBatch, vectorized: bool = True
