@@ -181,6 +181,9 @@ def summary_line(result: dict[str, Any]) -> str:
     outcome = {True: "SUCCESS (item in the target container)", False: "FAILURE (item not in the target)"}.get(
         result.get("success"), "not scored (no sim)"
     )
+    distance = result.get("sim", {}).get("xy_distance_to_target")
+    if distance is not None:
+        outcome += f", {100 * distance:.1f} cm from its centre"
     return (
         f"one-shot placing: {outcome}; adaptation {1e3 * result['adapt_seconds']:.0f} ms; "
         f"policy step p50 {result.get('step_latency_p50_ms', float('nan')):.1f} ms, "

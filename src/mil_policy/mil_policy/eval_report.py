@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class TrialResult:
     error: str | None = None  # why a rollout was cut short (e.g. a non-finite action)
     video: str | None = None  # path relative to the output directory
     chosen: str | None = None  # the object the trial ended at (Env.chosen_role): "target" or a distractor
+    target_distance: float | None = None  # m from the target at the end (Env.target_distance)
 
 
 @dataclass
@@ -67,6 +69,9 @@ class ConditionSummary:
     # Trials that ended at the target object, right or not about precision (None: the family does not
     # say). Against chance (1 / objects) it tells whether the demo was understood even when success fails.
     chose_target: int | None = None
+    # Median over trials of how far from the target they ended (m; None: the family does not say): how
+    # near the misses were, which tells an imprecise policy from one that goes elsewhere.
+    median_target_distance: float | None = None
 
 
 def condition_key(r: TrialResult | ConditionSummary) -> tuple[str, int, str]:
@@ -85,13 +90,15 @@ def summarize(trials: Sequence[TrialResult]) -> list[ConditionSummary]:
         rate = k / n if n else 0.0
         chosen = [t.chosen for t in group]
         chose_target = sum(c == "target" for c in chosen) if n and None not in chosen else None
-        rows.append(ConditionSummary(label, group[0].method, shots, inputs, k, n, rate, lo, hi, chose_target))
+        distances = [t.target_distance for t in group]
+        median = float(statistics.median(distances)) if n and None not in distances else None
+        rows.append(ConditionSummary(label, group[0].method, shots, inputs, k, n, rate, lo, hi, chose_target, median))
     return rows
 
 
 def format_table(rows: Sequence[ConditionSummary]) -> str:
-    """Fixed-width table: method, shots, demo inputs, successes / trials, rate, 95% Wilson CI, and how
-    often the trials ended at the target object where the family reports it."""
+    """Fixed-width table: method, shots, demo inputs, successes / trials, rate, 95% Wilson CI, and where
+    the family reports them, how often the trials ended at the target object and how far from it."""
     header: tuple[str, ...] = ("method", "shots", "demo inputs", "success", "rate", "95% CI (Wilson)")
     body: list[tuple[str, ...]] = [
         (
@@ -108,6 +115,12 @@ def format_table(rows: Sequence[ConditionSummary]) -> str:
         header += ("ended at target",)
         body = [
             (*line, "-" if r.chose_target is None else f"{r.chose_target}/{r.trials}")
+            for line, r in zip(body, rows, strict=True)
+        ]
+    if any(r.median_target_distance is not None for r in rows):
+        header += ("median to target",)
+        body = [
+            (*line, "-" if r.median_target_distance is None else f"{100 * r.median_target_distance:.1f} cm")
             for line, r in zip(body, rows, strict=True)
         ]
     widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]

@@ -304,14 +304,24 @@ def demo_batch(episodes: Sequence[Episode], family: TaskFamily, horizon: int) ->
 # ------------------------------------------------------------------------------------------ rollout
 
 
+@dataclass
+class RolloutOutcome:
+    """What one closed-loop trial gave."""
+
+    success: bool
+    frames: list[np.ndarray]  # camera frames at the camera rate (empty unless recorded)
+    error: str | None  # why the trial was cut short, if it was
+    chosen: str | None  # the object it ended at (Env.chosen_role)
+    target_distance: float | None  # how far from the target it ended, m (Env.target_distance)
+
+
 def rollout(
     family: TaskFamily, env: Env, policy: ConditionedPolicy, policy_steps: np.ndarray, record: bool = False
-) -> tuple[bool, list[np.ndarray], str | None, str | None]:
+) -> RolloutOutcome:
     """Run one trial: the policy acts at ``policy_steps``, each action is held until the next one.
 
-    Returns (success, camera frames at the camera rate if ``record``, error, the object the trial ended
-    at). A non-finite action ends the trial as a failure (the error says so) instead of crashing the
-    whole evaluation.
+    A non-finite action ends the trial as a failure (the error says so) instead of crashing the whole
+    evaluation.
     """
     obs = env.reset()
     policy.reset()
@@ -333,7 +343,7 @@ def rollout(
         env.end_episode()
     if record:
         frames.append(env.render_camera())
-    return error is None and env.success(), frames, error, env.chosen_role()
+    return RolloutOutcome(error is None and env.success(), frames, error, env.chosen_role(), env.target_distance())
 
 
 # -------------------------------------------------------------------------------------- work units
@@ -420,9 +430,7 @@ class Evaluator:
             for k, trial_seed in enumerate(seeds):
                 env = family.make_env(task, trial_seed, render=False)
                 try:
-                    success, frames, error, chosen = rollout(
-                        family, env, make_policy(k), policy_steps, record=s.videos > 0
-                    )
+                    outcome = rollout(family, env, make_policy(k), policy_steps, record=s.videos > 0)
                 finally:
                     env.close()
                 demo_seeds = [d.trial_seed for d in demos[:shots]]
@@ -436,13 +444,14 @@ class Evaluator:
                     k,
                     trial_seed,
                     demo_seeds,
-                    bool(success),
-                    error,
-                    chosen=chosen,
+                    bool(outcome.success),
+                    outcome.error,
+                    chosen=outcome.chosen,
+                    target_distance=outcome.target_distance,
                 )
                 if s.videos > 0 and s.out is not None and saved[result.success] < s.videos:
                     saved[result.success] += 1
-                    result.video = self._save_video(result, frames, demos[0] if demos else None, family)
+                    result.video = self._save_video(result, outcome.frames, demos[0] if demos else None, family)
                 results.append(result)
                 if on_trial:
                     on_trial()

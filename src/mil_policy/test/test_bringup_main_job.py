@@ -28,6 +28,7 @@ def test_place_runs_adapts_scores_and_writes_a_video(
     assert isinstance(result["success"], bool) and result["sim"]["gripper_open"] is True
     assert result["adapt_seconds"] > 0 and result["step_latency_p50_ms"] > 0
     assert "one-shot placing: " in out and video.stat().st_size > 10_000
+    assert f"{100 * result['sim']['xy_distance_to_target']:.1f} cm from its centre" in out
 
 
 def test_bad_demo_bag_is_reported(domain_id: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

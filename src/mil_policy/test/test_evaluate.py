@@ -118,6 +118,17 @@ def test_summary_counts_trials_that_ended_at_the_target() -> None:
     assert partial.chose_target is None
 
 
+def test_summary_reports_the_median_distance_to_the_target() -> None:
+    def trial(distance: float | None) -> TrialResult:
+        return TrialResult("a", "mil", 1, "full", "t", 0, 0, 1, [2], False, target_distance=distance)
+
+    (row,) = summarize([trial(0.02), trial(0.30), trial(0.05)])
+    assert row.median_target_distance == pytest.approx(0.05)
+    assert "median to target" in format_table([row]) and "5.0 cm" in format_table([row])
+    (partial,) = summarize([trial(0.02), trial(None)])
+    assert partial.median_target_distance is None and "median to target" not in format_table([partial])
+
+
 class _Counting(ConditionedPolicy):
     def __init__(self) -> None:
         self.calls: list[float] = []
@@ -136,12 +147,14 @@ def test_rollout_acts_at_the_horizon_steps_and_holds_actions() -> None:
     env = family.make_env(family.tasks("test")[0], 3, render=False)
     policy = _Counting()
     try:
-        success, frames, error, chosen = rollout(family, env, policy, subsample_indices(STEPS, 5), record=True)
+        outcome = rollout(family, env, policy, subsample_indices(STEPS, 5), record=True)
+        fingertip_to_target = float(np.linalg.norm(env.fingertip() - env.object_position("target")))
     finally:
         env.close()
-    assert len(policy.calls) == 5 and error is None and isinstance(success, bool)
-    assert chosen in ("target", "distractor_0", "distractor_1")
-    assert len(frames) == STEPS + 1 and frames[0].shape == (64, 80, 3)  # camera every step + final frame
+    assert len(policy.calls) == 5 and outcome.error is None and isinstance(outcome.success, bool)
+    assert outcome.chosen in ("target", "distractor_0", "distractor_1")
+    assert outcome.target_distance == pytest.approx(fingertip_to_target)
+    assert len(outcome.frames) == STEPS + 1 and outcome.frames[0].shape == (64, 80, 3)  # every step + final
 
 
 def test_strip_demo() -> None:
@@ -192,6 +205,8 @@ def test_end_to_end_random_and_untrained_mil(
     assert all(r["trials"] == 4 and r["ci_low"] <= r["rate"] <= r["ci_high"] for r in summary.values())
     trials = doc["trials"]
     assert len(trials) == 12
+    assert all(t["target_distance"] >= 0.0 for t in trials)
+    assert all(r["median_target_distance"] is not None for r in summary.values())
     # Every method meets the same scenes; demos are never laid out like a trial of their task.
     by_task: dict[int, set[int]] = {}
     for t in trials:

@@ -116,6 +116,15 @@ class Env(ABC):
         """
         return None
 
+    def target_distance(self) -> float | None:
+        """How far (m, in the plane) what the policy moves ended from where the task wanted it (None: the
+        family does not say).
+
+        Success is a threshold on this distance; the distance itself says how near a miss was, which
+        tells an imprecise policy from one that went elsewhere.
+        """
+        return None
+
     @abstractmethod
     def render_camera(self) -> np.ndarray:
         """Full-resolution camera image (H, W, 3) uint8, before the policy's downsample/crop."""

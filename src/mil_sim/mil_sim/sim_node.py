@@ -561,7 +561,7 @@ class SimNode(Node):
                 "item_in_target": env.item_in_container("target"),
                 "held_position": [round(float(v), 4) for v in held],
                 "target_position": [round(float(v), 4) for v in target],
-                "xy_distance_to_target": round(float(np.linalg.norm(held[:2] - target[:2])), 4),
+                "xy_distance_to_target": round(env.target_distance(), 4),
                 "sim_time": round(self._sim_time, 6),
             }
         )

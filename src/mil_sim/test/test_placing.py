@@ -57,8 +57,11 @@ def test_success_check_hit_and_miss(family: PlacingFamily) -> None:
     env = family.make_env(task, trial_seed=3, render=False)
     assert _drop_over(env, "target", family) is True
     assert env.item_in_container("target") and env.chosen_role() == "target"
+    assert env.target_distance() < env.container_specs["target"].inner_radius
     assert _drop_over(env, "distractor_0", family) is False
     assert env.item_in_container("distractor_0") and env.chosen_role() == "distractor_0"
+    between = np.linalg.norm(env.container_position("distractor_0")[:2] - env.container_position("target")[:2])
+    assert abs(env.target_distance() - between) < env.container_specs["distractor_0"].inner_radius
     # Not scored before the gripper opened, even when the item hangs over the target.
     env.reset()
     assert env.success() is False

@@ -94,7 +94,7 @@ def test_success_needs_ten_steps_on_the_goal_counted_over_the_episode(family: Pu
     for _ in range(9):
         env.step(ZERO)
     assert env.on_goal_steps == 9 and not env.success()  # 9 steps: a miss
-    assert env.chosen_role() == "target"
+    assert env.chosen_role() == "target" and env.target_distance() == pytest.approx(0.03, abs=0.01)
     env.set_object_pose("target", goal + np.array([radius + 0.01, 0.0]))  # just off the circle
     for _ in range(5):
         env.step(ZERO)

@@ -81,6 +81,7 @@ def test_success_hit_miss_and_only_the_last_steps_count(family: ReachingFamily) 
         episode = run_episode(family, env, policy, record_images=False)
         assert episode.success == env.success()
         assert env.chosen_role() == goal_roles[-1]  # where the episode ended, whatever it touched before
+        assert env.target_distance() == pytest.approx(env.distances()[-1])  # from the target, at the end
         return episode.success, env.distances()
 
     hit, d = drive(["target"])

@@ -356,6 +356,10 @@ class PlacingEnv(Env):
         """Paper's criterion: after the gripper opened, the item landed in or on the target container."""
         return self._open and self.item_in_container("target")
 
+    def target_distance(self) -> float:
+        """Where the item came to rest, from the target container's centre (in the table plane)."""
+        return float(np.linalg.norm(self.held_position()[:2] - self.container_position("target")[:2]))
+
     def chosen_role(self) -> str:
         """The container nearest (in the table plane) to where the item came to rest."""
         roles = list(self.container_specs)

@@ -430,6 +430,10 @@ class PushingEnv(Env):
         """Paper's criterion: the target's centre was on the goal circle for >= success_steps steps so far."""
         return self.on_goal_steps >= self.config.success_steps
 
+    def target_distance(self) -> float:
+        """The target object's centre at the end of the episode, from the goal's centre."""
+        return float(np.linalg.norm(self.object_position("target")[:2] - self.goal_position()[:2]))
+
     def chosen_role(self) -> str:
         """The object that ended nearest to the goal: the one the policy pushed there, if any."""
         goal = self.goal_position()[:2]

@@ -370,6 +370,10 @@ class ReachingEnv(Env):
         window = self._distances[-self.config.success_window :]
         return any(d < self.config.success_radius for d in window)
 
+    def target_distance(self) -> float:
+        """The fingertip at the end of the episode, from the target disc's centre."""
+        return float(np.linalg.norm(self.fingertip() - self._positions[0]))
+
     def chosen_role(self) -> str:
         """The disc nearest to the fingertip at the end of the episode."""
         return ROLES[int(np.argmin(np.linalg.norm(self._positions - self.fingertip(), axis=1)))]
