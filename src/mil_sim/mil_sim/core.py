@@ -120,8 +120,8 @@ class Env(ABC):
         """How far (m, in the plane) what the policy moves ended from where the task wanted it (None: the
         family does not say).
 
-        Success is a threshold on this distance; the distance itself says how near a miss was, which
-        tells an imprecise policy from one that went elsewhere.
+        Success mostly thresholds this distance (each family adds its own conditions); the distance itself
+        says how near a miss was, which tells an imprecise policy from one that went elsewhere.
         """
         return None
 
