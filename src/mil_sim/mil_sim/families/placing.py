@@ -343,13 +343,15 @@ class PlacingEnv(Env):
     def container_position(self, role: str) -> np.ndarray:
         return self.data.xpos[self._container_ids[role]].copy()
 
+    def item_distance(self, role: str) -> float:
+        """The item's centre from a container's centre, in the table plane (m)."""
+        return float(np.linalg.norm(self.held_position()[:2] - self.container_position(role)[:2]))
+
     def item_in_container(self, role: str) -> bool:
         """The item's centre is inside the container's footprint and no higher than resting on its rim."""
         c = self.container_specs[role]
-        p = self.held_position()
-        centre = self.container_position(role)
-        inside = np.linalg.norm(p[:2] - centre[:2]) <= (c.inner_radius if c.kind != "plate" else c.radius)
-        low_enough = TABLE_Z < p[2] <= TABLE_Z + c.height + 2.2 * self.held_spec.half_extent + 0.01
+        inside = self.item_distance(role) <= (c.inner_radius if c.kind != "plate" else c.radius)
+        low_enough = TABLE_Z < self.held_position()[2] <= TABLE_Z + c.height + 2.2 * self.held_spec.half_extent + 0.01
         return bool(inside and low_enough)
 
     def success(self) -> bool:
@@ -358,13 +360,11 @@ class PlacingEnv(Env):
 
     def target_distance(self) -> float:
         """Where the item came to rest, from the target container's centre (in the table plane)."""
-        return float(np.linalg.norm(self.held_position()[:2] - self.container_position("target")[:2]))
+        return self.item_distance("target")
 
     def chosen_role(self) -> str:
         """The container nearest (in the table plane) to where the item came to rest."""
-        roles = list(self.container_specs)
-        item = self.held_position()[:2]
-        return min(roles, key=lambda r: float(np.linalg.norm(self.container_position(r)[:2] - item)))
+        return min(self.container_specs, key=self.item_distance)
 
     # -- observation ----------------------------------------------------------------------------
     def _observe(self) -> Observation:

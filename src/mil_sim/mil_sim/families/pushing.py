@@ -423,15 +423,14 @@ class PushingEnv(Env):
         return self.data.xpos[self._goal_body].copy()
 
     def target_on_goal(self) -> bool:
-        d = self.object_position("target")[:2] - self.goal_position()[:2]
-        return bool(np.linalg.norm(d) <= self.config.goal_radius)
+        return self.target_distance() <= self.config.goal_radius
 
     def success(self) -> bool:
         """Paper's criterion: the target's centre was on the goal circle for >= success_steps steps so far."""
         return self.on_goal_steps >= self.config.success_steps
 
     def target_distance(self) -> float:
-        """The target object's centre at the end of the episode, from the goal's centre."""
+        """The target object's centre from the goal's centre (at the end of the episode: where it ended)."""
         return float(np.linalg.norm(self.object_position("target")[:2] - self.goal_position()[:2]))
 
     def chosen_role(self) -> str:

@@ -358,7 +358,7 @@ class ReachingEnv(Env):
         self.data.ctrl[:] = np.clip(a, -1.0, 1.0)
         mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
         mujoco.mj_kinematics(self.model, self.data)  # mj_step leaves poses one substep behind qpos
-        self._distances.append(float(np.linalg.norm(self.fingertip() - self._positions[0])))
+        self._distances.append(self.target_distance())
         self._frame = None
         return self._observe()
 
@@ -371,7 +371,7 @@ class ReachingEnv(Env):
         return any(d < self.config.success_radius for d in window)
 
     def target_distance(self) -> float:
-        """The fingertip at the end of the episode, from the target disc's centre."""
+        """The fingertip from the target disc's centre (at the end of the episode: where it ended)."""
         return float(np.linalg.norm(self.fingertip() - self._positions[0]))
 
     def chosen_role(self) -> str:
