@@ -267,6 +267,12 @@ def load_dataset(
     root = Path(demos)
     if not root.is_dir():
         raise DatasetError(f"demo directory {root} does not exist")
+    if (root / META).is_file():
+        if rebuild:
+            raise DatasetError(
+                f"{root} is a dataset cache, not a demo directory: it cannot be rebuilt without the bags"
+            )
+        return open_cache_dir(root, data)
     bags = find_bags(root, data.family)
     if not bags:
         raise DatasetError(
@@ -284,6 +290,34 @@ def load_dataset(
     dataset = _open_cache(final, root, key)
     if dataset is None:  # another process replaced it with a cache of different bags meanwhile
         raise DatasetError(f"cache {final} changed while it was being built; run again")
+    return dataset
+
+
+def open_cache_dir(path: Path, data: DataConfig) -> MetaDataset:
+    """A cache directory used on its own, without the bags it was built from.
+
+    Why: the cache is about a quarter of the bags' size (it holds the training resolution, not the
+    camera's), so it is what one copies to a training machine such as a GPU box. With the bags absent
+    it cannot be checked against them; it is checked against ``data`` instead (family, family config,
+    horizon, format version), and an incomplete or mismatched cache is an error, never a silent reuse.
+    """
+    try:
+        meta = json.loads((path / META).read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"dataset cache {path}: cannot read {META}: {exc}") from exc
+    want = {
+        "format_version": FORMAT_VERSION,
+        "family": data.family,
+        "family_config": json.loads(json.dumps(data.family_config, default=str)),
+        "horizon": data.horizon,
+    }
+    wrong = [f"{k} {meta.get(k)!r}, config wants {v!r}" for k, v in want.items() if meta.get(k) != v]
+    if wrong:
+        raise DatasetError(f"dataset cache {path} was built for another data config: " + "; ".join(wrong))
+    dataset = _open_cache(path, path, meta.get("key", ""))
+    if dataset is None:
+        missing = [f"{n}.npy" for n in ARRAY_NAMES if not (path / f"{n}.npy").is_file()]
+        raise DatasetError(f"dataset cache {path} is incomplete or corrupt (missing: {missing or 'none'})")
     return dataset
 
 

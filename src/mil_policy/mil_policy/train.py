@@ -69,7 +69,13 @@ USER_ERRORS = (ConfigError, DatasetError, CheckpointError, DistributedError, Tra
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train", description="Meta-train MIL or a baseline on demo bags.")
     p.add_argument("--config", type=Path, help="YAML/JSON MilConfig (optional with --resume)")
-    p.add_argument("--demos", type=Path, required=True, help="directory of demo bags (generate_demos --out)")
+    p.add_argument(
+        "--demos",
+        type=Path,
+        required=True,
+        help="directory of demo bags (generate_demos --out), or one of its cache directories "
+        "(DEMOS/.mil_cache/<family>-T<horizon>-<hash>) copied without the bags, e.g. to a GPU machine",
+    )
     p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and logs")
     p.add_argument("--iterations", type=int, help="total meta-iterations (overrides train.iterations)")
     p.add_argument(

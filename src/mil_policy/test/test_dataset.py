@@ -84,6 +84,31 @@ def test_builds_memory_mapped_cache_matching_demo_arrays(demos: Path, tmp_path: 
     assert len(split.train) == 3
 
 
+def test_cache_directory_copied_without_bags_trains_as_the_demos(demos: Path, tmp_path: Path) -> None:
+    """A cache copied to another machine without its bags loads as is, checked against the data config."""
+    built = load_dataset(demos, DATA, cache_root=tmp_path / "cache", progress=False)
+    copy = tmp_path / "elsewhere" / built.cache_dir.name
+    shutil.copytree(built.cache_dir, copy)
+    ds = load_dataset(copy, DATA, progress=False)
+    assert ds.cache_dir == copy and (ds.num_demos, ds.num_tasks) == (built.num_demos, built.num_tasks)
+    np.testing.assert_array_equal(ds.images, built.images)
+    assert ds.task_ids == built.task_ids and ds.task_splits == built.task_splits
+    assert ds.split_tasks(val_fraction=0.5, seed=0) == built.split_tasks(val_fraction=0.5, seed=0)
+
+    with pytest.raises(DatasetError, match="horizon 8, config wants 5"):
+        load_dataset(copy, DataConfig(family="reaching", horizon=5), progress=False)
+    with pytest.raises(DatasetError, match="family 'reaching', config wants 'placing'"):
+        load_dataset(copy, DataConfig(family="placing", horizon=T), progress=False)
+    with pytest.raises(DatasetError, match="cannot be rebuilt without the bags"):
+        load_dataset(copy, DATA, rebuild=True, progress=False)
+    (copy / "states.npy").unlink()
+    with pytest.raises(DatasetError, match=r"incomplete or corrupt \(missing: \['states.npy'\]\)"):
+        load_dataset(copy, DATA, progress=False)
+    (copy / "meta.json").write_text("{not json")
+    with pytest.raises(DatasetError, match=r"cannot read meta\.json"):
+        load_dataset(copy, DATA, progress=False)
+
+
 def test_cache_is_reused_then_rebuilt_when_stale(train_only: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = load_dataset(train_only, DATA, progress=False)
     assert first.cache_dir.parent == train_only / ".mil_cache"
