@@ -20,7 +20,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument("task_id", default_value="placing/test/0", description="task to load"),
-            DeclareLaunchArgument("trial_seed", default_value="0", description="scene layout seed"),
+            DeclareLaunchArgument("trial_seed", default_value="1", description="scene layout seed (sim.yaml's)"),
             DeclareLaunchArgument("real_time", default_value="true", description="wall-clock stepping"),
             Node(
                 package="mil_sim",

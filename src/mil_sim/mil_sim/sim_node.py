@@ -555,6 +555,7 @@ class SimNode(Node):
         response.success = bool(env.success())
         response.message = json.dumps(
             {
+                "success": response.success,
                 "task_id": env.task.task_id,
                 "trial_seed": env.trial_seed,
                 "gripper_open": env.gripper_is_open(),
