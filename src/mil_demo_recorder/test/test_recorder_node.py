@@ -358,7 +358,8 @@ def test_ctrl_c_mid_demo_finalises_the_bag_as_interrupted(teleop: Teleop, tmp_pa
             "messages reaching the recorder",
         )
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        code = proc.wait(timeout=20)
+        assert code == 0, proc.stdout.read().decode(errors="replace")[-4000:]  # the recorder's own words
     finally:
         if proc.poll() is None:
             proc.kill()

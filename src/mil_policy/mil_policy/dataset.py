@@ -296,8 +296,9 @@ def load_dataset(
 def open_cache_dir(path: Path, data: DataConfig) -> MetaDataset:
     """A cache directory used on its own, without the bags it was built from.
 
-    Why: the cache is about a quarter of the bags' size (it holds the training resolution, not the
-    camera's), so it is what one copies to a training machine such as a GPU box. With the bags absent
+    Why: the cache is a fraction of the bags' size (it holds the training resolution, not the camera's:
+    350 MB against 2.2 GB for the 60x40 placing preset), so it is what one copies to a training machine
+    such as a GPU box. With the bags absent
     it cannot be checked against them; it is checked against ``data`` instead (family, family config,
     horizon, format version), and an incomplete or mismatched cache is an error, never a silent reuse.
     """
