@@ -411,6 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # Ctrl-C shut the context down while a callback ran, and the executor re-raises that callback's
+        # error on its now invalid handles here (rclpy's MultiThreadedExecutor does): a consequence of the
+        # shutdown, not a fault, so the node still finalises and exits 0. A fault while running re-raises.
+        if rclpy.ok():
+            raise
     finally:
         # Unlike the other nodes (mil_sim.node_main.run_node), finalise even when Ctrl-C has already shut
         # the context down: closing the bag needs no ROS, and skipping it would leave the demo unfinished.

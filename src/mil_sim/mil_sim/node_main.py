@@ -60,6 +60,12 @@ def run_node(
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # Ctrl-C shut the context down while a callback ran, and the executor re-raises that callback's
+        # error on its now invalid handles here (rclpy's MultiThreadedExecutor does): a consequence of the
+        # shutdown, not a fault, so the node still finalises and exits 0. A fault while running re-raises.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             if on_shutdown is not None and rclpy.ok():
