@@ -178,7 +178,9 @@ def test_adapts_drives_the_arm_and_stops_when_the_camera_dies(
     sys_ = make_system({"checkpoint": str(assets["ckpt"]), "demo_bag": str(assets["demo"])})
     sys_.spin_until(lambda: sys_.state() == "running", 60.0, "adaptation and start")
     assert sys_.states[-1]["adapt_seconds"] > 0
-    sys_.spin_until(lambda: len(sys_.joints) > 2, 10.0, "joint states")
+    # 30 s, not 10: once in six suite runs the probe's /joint_states subscription matched late (DDS
+    # discovery on a loaded 2-core machine) while the policy was already receiving them.
+    sys_.spin_until(lambda: len(sys_.joints) > 2, 30.0, "joint states")
     start = sys_.joints[-1].copy()
     sys_.spin_until(lambda: np.abs(sys_.joints[-1] - start).max() > 0.02, 30.0, "the arm to move")
     assert any(any(c) for _, c in sys_.arm_cmds), "the bridge never commanded the arm"
