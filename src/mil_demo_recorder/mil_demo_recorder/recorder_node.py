@@ -64,6 +64,7 @@ from mil_demo_recorder.streams import STREAMS, StreamSpec, cdr_bool
 from mil_demo_recorder.task_info import TASK_PARAMS, TaskInfoError, parse_task_topic, task_metadata
 from mil_sim import demo_bag as db
 from mil_sim.families import get_family
+from mil_sim.node_main import shut_down_mid_callback
 from mil_sim.node_params import NodeConfigError, declare_parameters
 from mil_sim.ros_params import ParamsFileError, load_node_params
 
@@ -412,10 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # Ctrl-C shut the context down while a callback ran, and the executor re-raises that callback's
-        # error on its now invalid handles here (rclpy's MultiThreadedExecutor does): a consequence of the
-        # shutdown, not a fault, so the node still finalises and exits 0. A fault while running re-raises.
-        if rclpy.ok():
+        if not shut_down_mid_callback():
             raise
     finally:
         # Unlike the other nodes (mil_sim.node_main.run_node), finalise even when Ctrl-C has already shut

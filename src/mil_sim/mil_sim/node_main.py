@@ -23,6 +23,17 @@ from rclpy.utilities import remove_ros_args
 from mil_sim.ros_params import ParamsFileError, load_node_params
 
 
+def shut_down_mid_callback() -> bool:
+    """Whether the error ``executor.spin()`` just raised came from a Ctrl-C shutdown, not a fault.
+
+    Ctrl-C shuts the context down while a callback may be running; that callback then fails on its now
+    invalid handles and rclpy's MultiThreadedExecutor re-raises the error from ``spin()``. It is a
+    consequence of the shutdown, so the node should still finalise and exit 0; the same error while the
+    context is alive is a real fault and must propagate.
+    """
+    return not rclpy.ok()
+
+
 def run_node(
     prog: str,
     node_name: str,
@@ -61,10 +72,7 @@ def run_node(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # Ctrl-C shut the context down while a callback ran, and the executor re-raises that callback's
-        # error on its now invalid handles here (rclpy's MultiThreadedExecutor does): a consequence of the
-        # shutdown, not a fault, so the node still finalises and exits 0. A fault while running re-raises.
-        if rclpy.ok():
+        if not shut_down_mid_callback():
             raise
     finally:
         if node is not None:
