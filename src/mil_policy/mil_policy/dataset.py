@@ -298,9 +298,9 @@ def open_cache_dir(path: Path, data: DataConfig) -> MetaDataset:
 
     Why: the cache is a fraction of the bags' size (it holds the training resolution, not the camera's:
     350 MB against 2.2 GB for the 60x40 placing preset), so it is what one copies to a training machine
-    such as a GPU box. With the bags absent
-    it cannot be checked against them; it is checked against ``data`` instead (family, family config,
-    horizon, format version), and an incomplete or mismatched cache is an error, never a silent reuse.
+    such as a GPU box. With the bags absent it cannot be checked against them; it is checked against
+    ``data`` instead (family, family config, horizon, format version), and an incomplete or mismatched
+    cache is an error, never a silent reuse.
     """
     try:
         meta = json.loads((path / META).read_text())
@@ -315,7 +315,7 @@ def open_cache_dir(path: Path, data: DataConfig) -> MetaDataset:
     wrong = [f"{k} {meta.get(k)!r}, config wants {v!r}" for k, v in want.items() if meta.get(k) != v]
     if wrong:
         raise DatasetError(f"dataset cache {path} was built for another data config: " + "; ".join(wrong))
-    dataset = _open_cache(path, path, meta.get("key", ""))
+    dataset = _dataset_from_meta(path, path, meta)
     if dataset is None:
         missing = [f"{n}.npy" for n in ARRAY_NAMES if not (path / f"{n}.npy").is_file()]
         raise DatasetError(f"dataset cache {path} is incomplete or corrupt (missing: {missing or 'none'})")
@@ -326,26 +326,24 @@ def _open_cache(path: Path, root: Path, key: str) -> MetaDataset | None:
     """The cached dataset if ``path`` holds a complete cache with this key, else None (stale or absent)."""
     try:
         meta = json.loads((path / META).read_text())
-        if meta.get("key") != key or meta.get("format_version") != FORMAT_VERSION:
-            return None
+    except (OSError, ValueError):
+        return None
+    if meta.get("key") != key or meta.get("format_version") != FORMAT_VERSION:
+        return None
+    return _dataset_from_meta(path, root, meta)
+
+
+def _dataset_from_meta(path: Path, root: Path, meta: dict[str, Any]) -> MetaDataset | None:
+    """The dataset of cache ``path`` whose ``meta.json`` is ``meta``; None when its arrays are incomplete."""
+    try:
         arrays = {n: np.load(path / f"{n}.npy", mmap_mode="r") for n in ARRAY_NAMES}
         skipped = [SkippedDemo(**s) for s in json.loads((path / SKIPPED).read_text())]
+        fields = {k: meta[k] for k in ("task_ids", "task_splits", "demo_paths", "family", "family_config", "horizon")}
     except (OSError, ValueError, TypeError, KeyError):
         return None
     if arrays["images"].shape[0] == 0:  # cached an empty result: report it as the build would
         raise DatasetError(_no_usable_demos(root, skipped))
-    return MetaDataset(
-        root=root,
-        cache_dir=path,
-        **arrays,
-        task_ids=meta["task_ids"],
-        task_splits=meta["task_splits"],
-        demo_paths=meta["demo_paths"],
-        skipped=skipped,
-        family=meta["family"],
-        family_config=meta["family_config"],
-        horizon=meta["horizon"],
-    )
+    return MetaDataset(root=root, cache_dir=path, **arrays, skipped=skipped, **fields)
 
 
 @dataclass
