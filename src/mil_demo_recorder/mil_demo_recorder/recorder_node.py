@@ -13,7 +13,7 @@
 ``/joy``                                 sensor_msgs/Joy                 -> ``/joy``; start/stop/discard
 ``/mil/task``                            std_msgs/String (latched JSON)  task of the next demo (or params)
 ``~/start`` ``~/stop`` ``~/discard``     std_srvs/Trigger                the same as the buttons, for scripts
-``~/status``                             std_msgs/String (JSON, latched) idle/recording, counts, last demo
+``~/status``                             std_msgs/String (JSON, latched) state, publishers, counts, last demo
 =======================================  ==============================  =====================================
 
 Every message is written as received (serialized bytes, receipt time as log time, header stamps
@@ -22,6 +22,12 @@ callback group and only enqueue; the buttons and services run in the default gro
 is never stuck behind camera frames. Stopping logs the demo's statistics (rates, drops, out-of-order
 stamps, image-pose sync) and warns about missing or slow streams; Ctrl-C mid-demo finalises the bag as
 ``interrupted``; a SIGKILL leaves a bag flagged incomplete that the next start recovers.
+
+``~/status`` names, per input topic, how many publishers the recorder's subscription is matched with
+(republished whenever that changes, idle or not), so an operator -- or a test -- sees every stream
+connected from the recorder's side before pressing start; a DDS match is not symmetric, and a publisher
+that already sees the recorder can still have its first messages dropped by a reader that does not yet
+see it.
 """
 
 from __future__ import annotations
@@ -114,7 +120,7 @@ PARAMETERS: tuple[tuple[str, Any, str, bool], ...] = (
     ("fsync", False, "fsync on every flush (power-loss safe, slower)", True),
     ("max_demo_s", 600.0, "stop a demo automatically after this long (flagged interrupted)", True),
     ("repair_on_start", True, "rewrite bags of killed recordings (flagged incomplete) at start", True),
-    ("status_period_s", 1.0, "period of ~/status while recording", True),
+    ("status_period_s", 1.0, "period of ~/status while recording; idle: checks for (dis)connected streams", True),
 )
 POSITIVE = (
     "control_rate_hz",
@@ -160,6 +166,8 @@ class RecorderNode(Node):
             RecordedStream(s, p[f"{s.key}_topic"], p[f"min_rate_hz.{s.key}"]) for s in STREAMS if p[f"{s.key}_topic"]
         ]
         data_group = ReentrantCallbackGroup()
+        self._stream_subs: dict[str, Any] = {}
+        self._published_publishers: dict[str, int] | None = None
         for stream in self.streams:
             spec = stream.spec
             qos = (
@@ -168,7 +176,7 @@ class RecorderNode(Node):
                 else QoSProfile(depth=100)
             )
             group = None if spec.key == "joy" else data_group  # buttons beside the services, not the data
-            self.create_subscription(
+            self._stream_subs[stream.input_topic] = self.create_subscription(
                 message_class(spec.msgtype),
                 stream.input_topic,
                 partial(self._on_raw, spec),
@@ -335,25 +343,33 @@ class RecorderNode(Node):
         except ValueError:
             return str(path)
 
+    def publishers(self) -> dict[str, int]:
+        """Per input topic, the publishers this node's subscription is matched with (0: not connected)."""
+        return {topic: sub.get_publisher_count() for topic, sub in self._stream_subs.items()}
+
     def status(self) -> dict[str, Any]:
         rec = self._recording
         info: dict[str, Any] = {
             "state": "recording" if rec else "idle",
             "demos_saved": self._demos,
             "last": self._last_result,
+            "publishers": self.publishers(),
         }
         if rec is not None:
             info.update(
                 demo=self._rel(rec.path),
                 elapsed_s=round((self._now_ns() - rec.start_ns) / 1e9, 3),
                 received={t: s.received for t, s in rec.stats.items()},
+                dropped={t: s.dropped_transport + s.dropped_queue for t, s in rec.stats.items()},
                 queued=rec.queued,
             )
         return info
 
     def _publish_status(self) -> None:
         try:
-            self._status_pub.publish(String(data=json.dumps(self.status())))
+            info = self.status()
+            self._status_pub.publish(String(data=json.dumps(info)))
+            self._published_publishers = info["publishers"]
         except Exception:  # context already shut down (Ctrl-C): the demo is still finalised, just unannounced
             if self.context.ok():
                 raise
@@ -361,6 +377,8 @@ class RecorderNode(Node):
     def _on_status_tick(self) -> None:
         rec = self._recording
         if rec is None:
+            if self.publishers() != self._published_publishers:
+                self._publish_status()
             return
         if (self._now_ns() - rec.start_ns) / 1e9 > self.params["max_demo_s"]:
             self.get_logger().warning(f"demo reached max_demo_s={self.params['max_demo_s']:g} s: stopping it")

@@ -68,14 +68,17 @@ class Teleop:
             self.exec.spin_once(timeout_sec=0.02)
 
     def wait_connected(self, timeout: float = 20.0) -> None:
+        """Until both sides of every stream are matched: a DDS match is not symmetric, and a reader that
+        does not see a publisher yet drops what that publisher already sends it (a lost first command)."""
+        topics = [*TOPICS.values(), "/joy"]
         self.spin_until(
             lambda: (
                 self.status
-                and all(p.get_subscription_count() > 0 for p in self.pubs.values())
-                and self.joy.get_subscription_count() > 0
+                and all(p.get_subscription_count() > 0 for p in [*self.pubs.values(), self.joy])
+                and all(self.status[-1].get("publishers", {}).get(t, 0) > 0 for t in topics)
             ),
             timeout,
-            "recorder discovery",
+            "recorder discovery (the recorder's status names a publisher on every stream)",
         )
 
     def press(self, button: int) -> None:
