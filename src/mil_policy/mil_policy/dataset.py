@@ -303,7 +303,7 @@ def open_cache_dir(path: Path, data: DataConfig) -> MetaDataset:
     cache is an error, never a silent reuse.
     """
     try:
-        meta = json.loads((path / META).read_text())
+        meta = _read_meta(path)
     except (OSError, ValueError) as exc:
         raise DatasetError(f"dataset cache {path}: cannot read {META}: {exc}") from exc
     want = {
@@ -325,12 +325,20 @@ def open_cache_dir(path: Path, data: DataConfig) -> MetaDataset:
 def _open_cache(path: Path, root: Path, key: str) -> MetaDataset | None:
     """The cached dataset if ``path`` holds a complete cache with this key, else None (stale or absent)."""
     try:
-        meta = json.loads((path / META).read_text())
+        meta = _read_meta(path)
     except (OSError, ValueError):
         return None
     if meta.get("key") != key or meta.get("format_version") != FORMAT_VERSION:
         return None
     return _dataset_from_meta(path, root, meta)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The cache's ``meta.json``; ValueError when it is not a JSON object (OSError when unreadable)."""
+    meta = json.loads((path / META).read_text())
+    if not isinstance(meta, dict):
+        raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def _dataset_from_meta(path: Path, root: Path, meta: dict[str, Any]) -> MetaDataset | None:

@@ -104,9 +104,10 @@ def test_cache_directory_copied_without_bags_trains_as_the_demos(demos: Path, tm
     (copy / "states.npy").unlink()
     with pytest.raises(DatasetError, match=r"incomplete or corrupt \(missing: \['states.npy'\]\)"):
         load_dataset(copy, DATA, progress=False)
-    (copy / "meta.json").write_text("{not json")
-    with pytest.raises(DatasetError, match=r"cannot read meta\.json"):
-        load_dataset(copy, DATA, progress=False)
+    for text in ("{not json", "[1, 2]"):
+        (copy / "meta.json").write_text(text)
+        with pytest.raises(DatasetError, match=r"cannot read meta\.json"):
+            load_dataset(copy, DATA, progress=False)
 
 
 def test_cache_is_reused_then_rebuilt_when_stale(train_only: Path, monkeypatch: pytest.MonkeyPatch) -> None:
