@@ -57,3 +57,27 @@ def test_every_node_yaml_loads_and_executables_are_installed() -> None:
             setup[setup.index("entry_points=") + len("entry_points=") : setup.rindex(")")].rsplit(",", 1)[0]
         )["console_scripts"]
         assert any(s.split("=")[0].strip() == spec.executable for s in scripts)
+
+
+def test_sim_launch_arguments_default_to_sim_yaml() -> None:
+    """sim.launch.py's arguments only override sim.yaml when given: none repeats a default of its own."""
+    import yaml
+
+    source = (ROOT / "launch" / "sim.launch.py").read_text()
+    tree = ast.parse(source)
+    (table,) = [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "OVERRIDABLE"
+    ]
+    names = ast.literal_eval(table)
+    params = yaml.safe_load((config_dir() / "sim.yaml").read_text())["mil_sim"]["ros__parameters"]
+    assert names and set(names) <= set(params), "every argument names a sim.yaml parameter"
+    defaults = [
+        k.value
+        for c in ast.walk(tree)
+        if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "DeclareLaunchArgument"
+        for k in c.keywords
+        if k.arg == "default_value"
+    ]
+    assert defaults and all(isinstance(d, ast.Constant) and d.value == "" for d in defaults)
