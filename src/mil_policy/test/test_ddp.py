@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -72,6 +73,20 @@ def _worker(rank: int, world: int, port: int, demos: str, out: str) -> None:
         np.savez(Path(out) / f"rank{rank}.npz", **two_steps(ctx, Path(demos), init_seed=rank))
     finally:
         ctx.close()
+    (Path(out) / f"rank{rank}_threads.json").write_text(json.dumps(gloo_threads()))
+
+
+def gloo_threads() -> list[str]:
+    """Names of this process's gloo threads (Linux): none may outlive close(). Why: a process group kept
+    alive past destroy_process_group() is torn down at interpreter exit instead, which sometimes
+    aborted the rank (SIGABRT, "terminate called without an active exception")."""
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:
+            continue  # the thread ended meanwhile
+    return sorted(n for n in names if "gloo" in n)
 
 
 def free_port() -> int:
@@ -90,6 +105,8 @@ def test_shares_cover_the_meta_batch() -> None:
 def test_two_gloo_ranks_match_a_single_process(demos: Path, tmp_path: Path) -> None:
     mp.spawn(_worker, args=(2, free_port(), str(demos), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2))
+    if Path("/proc/self/task").is_dir():
+        assert [json.loads((tmp_path / f"rank{r}_threads.json").read_text()) for r in range(2)] == [[], []]
     torch.set_num_threads(1)
     single = two_steps(DistContext(), demos, init_seed=0)
     assert r0.keys() == single.keys()
