@@ -48,6 +48,7 @@ from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rclpy.subscription import Subscription
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import Joy
 from std_msgs.msg import String
@@ -166,7 +167,7 @@ class RecorderNode(Node):
             RecordedStream(s, p[f"{s.key}_topic"], p[f"min_rate_hz.{s.key}"]) for s in STREAMS if p[f"{s.key}_topic"]
         ]
         data_group = ReentrantCallbackGroup()
-        self._stream_subs: dict[str, Any] = {}
+        self._stream_subs: dict[str, Subscription] = {}
         self._published_publishers: dict[str, int] | None = None
         for stream in self.streams:
             spec = stream.spec

@@ -217,6 +217,9 @@ def test_config_file_starts_the_node_and_ctrl_c_finalises_the_demo_as_interrupte
     node = _node(ros_context, tmp_path)
     try:
         assert node.params["start_button"] == 0 and node.params["min_rate_hz.image"] == 5.0
+        # Nothing publishes on this test's domain: every recorded input topic shows 0 publishers.
+        assert node.status()["publishers"] == {s.input_topic: 0 for s in node.streams}
+        assert "/joy" in node.status()["publishers"]
         ok, why = node.start_demo()
         assert not ok and "no task" in why
         from rclpy.parameter import Parameter
