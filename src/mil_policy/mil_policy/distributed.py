@@ -148,8 +148,9 @@ def init_distributed(device: str = "auto", timeout_minutes: float = 120.0) -> Di
     # Imported here, before the process group exists. Why: importing torch._dynamo (which creating any
     # torch.optim optimizer does) while a process group exists takes ~10 extra references to it
     # (measured, torch 2.13), so destroy_process_group() no longer frees it; its gloo worker threads
-    # then outlive close() and are torn down at interpreter exit, where about one run in 20-50 aborted
-    # with "terminate called without an active exception" (SIGABRT) after training had finished.
+    # then outlive close() and are torn down at interpreter exit, where 1-5 runs in 100 aborted with
+    # "terminate called without an active exception" (SIGABRT) after training had finished.
+    # src/mil_policy/test/test_ddp.py checks that no gloo thread outlives close().
     importlib.import_module("torch._dynamo")
 
     if not dist.is_initialized():
