@@ -32,7 +32,6 @@ see it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import threading
@@ -41,15 +40,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.logging import get_logger
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
-from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import Joy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -71,9 +67,8 @@ from mil_demo_recorder.streams import STREAMS, StreamSpec, cdr_bool
 from mil_demo_recorder.task_info import TASK_PARAMS, TaskInfoError, parse_task_topic, task_metadata
 from mil_sim import demo_bag as db
 from mil_sim.families import get_family
-from mil_sim.node_main import shut_down_mid_callback
+from mil_sim.node_main import run_node
 from mil_sim.node_params import NodeConfigError, declare_parameters
-from mil_sim.ros_params import ParamsFileError, load_node_params
 
 NODE_NAME = "mil_demo_recorder"
 PARAMETERS: tuple[tuple[str, Any, str, bool], ...] = (
@@ -410,38 +405,18 @@ def _publisher_key(gid: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``record --params-file config/recorder.yaml`` or ``ros2 run mil_demo_recorder record --ros-args``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="record", description=__doc__.splitlines()[0])
-    parser.add_argument("--params-file", help="ROS 2 parameters YAML with a 'mil_demo_recorder' section")
-    args = parser.parse_args(remove_ros_args(["record", *argv])[1:])
-    try:
-        defaults = load_node_params(args.params_file, NODE_NAME) if args.params_file else None
-    except ParamsFileError as e:
-        print(f"record: {e}", file=sys.stderr)
-        return 2
-    rclpy.init(args=["record", *argv])
-    node: RecorderNode | None = None
-    try:
-        node = RecorderNode(parameter_defaults=defaults)
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (NodeConfigError, dataset_index.DatasetIndexError) as e:
-        get_logger(NODE_NAME).fatal(str(e))
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if not shut_down_mid_callback():
-            raise
-    finally:
-        # Unlike the other nodes (mil_sim.node_main.run_node), finalise even when Ctrl-C has already shut
-        # the context down: closing the bag needs no ROS, and skipping it would leave the demo unfinished.
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(
+        "record",
+        NODE_NAME,
+        lambda defaults: RecorderNode(parameter_defaults=defaults),
+        argv,
+        description=__doc__.splitlines()[0],
+        startup_errors=(NodeConfigError, dataset_index.DatasetIndexError),
+        make_executor=lambda: MultiThreadedExecutor(num_threads=2),
+        # on_exit, not on_shutdown: finalise even when Ctrl-C has already shut the context down (closing
+        # the bag needs no ROS, and skipping it would leave the demo unfinished).
+        on_exit=lambda node: node.shutdown(),
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Under ROS (``ros2 run pkg exe --ros-args --params-file f.yaml``) rclpy reads the
 mode (``exe --params-file f.yaml``) the node's section of the same file becomes the declared defaults,
 so ``--ros-args -p`` still overrides it as it would under ROS. A node that cannot start (bad parameter,
 bad file) exits with status 2 and a one-line reason; Ctrl-C and external shutdown exit 0 after the
-node's ``on_shutdown`` hook (e.g. sending zero velocities) has run.
+node's ``on_shutdown`` hook (e.g. sending zero velocities, while ROS is still up) and its ``on_exit``
+hook (always, even after Ctrl-C has shut ROS down: e.g. finalising a bag, which needs no ROS) have run.
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ def run_node(
     startup_errors: tuple[type[BaseException], ...] = (ValueError,),
     make_executor: Callable[[], Executor] = SingleThreadedExecutor,
     on_shutdown: Callable[[Node], None] | None = None,
+    on_exit: Callable[[Node], None] | None = None,
 ) -> int:
-    """Parse ``--params-file``, build the node with those defaults, spin until shutdown."""
+    """Parse ``--params-file``, build the node with those defaults, spin until shutdown.
+
+    ``on_shutdown`` runs only while the context is still valid (it may publish); ``on_exit`` runs in
+    every case, so work that needs no ROS is never skipped because Ctrl-C shut the context down first.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -78,6 +84,8 @@ def run_node(
         if node is not None:
             if on_shutdown is not None and rclpy.ok():
                 on_shutdown(node)
+            if on_exit is not None:
+                on_exit(node)
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -36,8 +36,19 @@ def _node_failing_in_a_callback(*, shut_down_first: bool) -> Any:
 
 def test_callback_error_after_shutdown_exits_cleanly(domain_id: int) -> None:
     make = _node_failing_in_a_callback(shut_down_first=True)
-    assert run_node("t", "failing_node", make, [], make_executor=MultiThreadedExecutor) == 0
+    hooks: list[str] = []
+    code = run_node(
+        "t",
+        "failing_node",
+        make,
+        [],
+        make_executor=MultiThreadedExecutor,
+        on_shutdown=lambda _node: hooks.append("on_shutdown"),
+        on_exit=lambda _node: hooks.append("on_exit"),
+    )
+    assert code == 0
     assert not rclpy.ok()
+    assert hooks == ["on_exit"]  # the context was gone: only the hook that needs no ROS ran
 
 
 def test_callback_error_while_running_propagates(domain_id: int) -> None:
