@@ -241,11 +241,43 @@ class MilConfig:
 
     @staticmethod
     def load(path: str | Path) -> MilConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        text = path.read_text()
+        """Load a YAML / JSON preset, resolving its ``base:`` chain (see :func:`read_preset`)."""
+        return MilConfig.from_dict(read_preset(path))
+
+
+BASE_KEY = "base"
+
+
+def read_preset(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A preset file as one mapping, with its ``base:`` preset (a path relative to it) underneath.
+
+    Variants (the video-only, LSTM or contextual version of a preset, the same preset at another image
+    size) name their base and list only what differs, so the shared trunk and its reasons live in one
+    file. The sections (``network``, ``maml``, ``data``, ``train``) merge field by field; a field's value
+    replaces the base's whole, also a mapping such as ``data.family_config`` or ``maml.inner_lr_scale``,
+    so a variant never inherits keys it did not ask for. Bases may have bases; a cycle is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist" + (f" (base of {_seen[-1]})" if _seen else ""))
+    if path.resolve() in _seen:
+        raise ConfigError(f"config {path} is its own base: {' -> '.join(map(str, (*_seen, path.resolve())))}")
+    text = path.read_text()
+    try:
         d = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        if not isinstance(d, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        return MilConfig.from_dict(d)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    base = d.pop(BASE_KEY, None)
+    if base is None:
+        return d
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {base!r}")
+    merged = read_preset(path.parent / base, (*_seen, path.resolve()))
+    for section, value in d.items():
+        if isinstance(value, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **value}
+        else:
+            merged[section] = value
+    return merged

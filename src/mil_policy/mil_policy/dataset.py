@@ -43,7 +43,7 @@ from mil_policy.maml import DemoBatch
 from mil_sim.demo_bag import read_episode
 from mil_sim.families import get_family
 
-FORMAT_VERSION = 1  # bump when the cache layout or the demo -> arrays conversion changes
+FORMAT_VERSION = 2  # bump when the cache layout or the demo -> arrays conversion changes (2: demo_target)
 CACHE_DIRNAME = ".mil_cache"
 META = "meta.json"
 SKIPPED = "skipped.json"
@@ -388,7 +388,7 @@ def _build(root: Path, bags: Sequence[Path], data: DataConfig, key: str, final: 
                 episode = read_episode(bag)
                 if episode.task.family != data.family:
                     raise ValueError(f"demo of family {episode.task.family!r}, training {data.family!r}")
-                arr = demo_arrays(episode, T, family.preprocess, family.image_size)
+                arr = demo_arrays(episode, T, family)
                 _check_dims(arr.states, arr.actions, len(family.state_names), family.action_dim)
                 if not np.isfinite(arr.target).all():
                     raise ValueError("target position is NaN")

@@ -1,9 +1,10 @@
 """One recorded demonstration (an Episode at the control rate) -> the fixed-horizon arrays MIL learns from.
 
 Appendix A.3: variable-length demos are subsampled to a fixed horizon T, camera images are
-downsampled and cropped (the family's ``preprocess``), and the target position is read off the final
-end-effector position. The same function serves meta-training, evaluation and the policy node, so a
-demo is turned into network input exactly one way.
+downsampled and cropped (the family's ``preprocess``), and the target position is read off the
+end-effector path (the family's ``demo_target``: by default its final position). The same function
+serves meta-training, evaluation and the policy node, so a demo is turned into network input exactly one
+way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mil_sim.core import Episode
+from mil_sim.core import Episode, TaskFamily
 
 
 class DemoError(ValueError):
@@ -24,7 +25,7 @@ class DemoArrays:
     images: np.ndarray  # (T, H, W, 3) uint8 policy images
     states: np.ndarray  # (T, S) float32
     actions: np.ndarray  # (T, A) float32
-    target: np.ndarray  # (2,) float32: final end-effector x, y
+    target: np.ndarray  # (2,) float32: the family's demo_target, e.g. final end-effector x, y
     steps: np.ndarray  # (T,) int: control-step index of each sample in the episode
 
 
@@ -43,8 +44,8 @@ def latest_image_index(image_times: np.ndarray, t: float) -> int:
     return max(i, 0)
 
 
-def demo_arrays(episode: Episode, horizon: int, preprocess, image_size: tuple[int, int]) -> DemoArrays:
-    """Subsample ``episode`` to ``horizon`` steps; ``preprocess`` maps a camera image to a policy image."""
+def demo_arrays(episode: Episode, horizon: int, family: TaskFamily) -> DemoArrays:
+    """Subsample ``episode`` to ``horizon`` steps, images through ``family.preprocess``."""
     if len(episode.images) == 0:
         raise DemoError("demo has no camera images")
     for name in ("states", "actions", "ee_poses"):
@@ -55,18 +56,18 @@ def demo_arrays(episode: Episode, horizon: int, preprocess, image_size: tuple[in
     images = []
     for i in idx:
         try:
-            img = preprocess(episode.images[latest_image_index(episode.image_times, float(episode.times[i]))])
+            img = family.preprocess(episode.images[latest_image_index(episode.image_times, float(episode.times[i]))])
         except ValueError as exc:
             raise DemoError(f"demo image does not fit this policy: {exc}") from exc
         images.append(img)
     images_arr = np.stack(images).astype(np.uint8)
-    w, h = image_size
+    w, h = family.image_size
     if images_arr.shape[1:] != (h, w, 3):
         raise DemoError(f"preprocessed images are {images_arr.shape[1:]}, expected {(h, w, 3)}")
     return DemoArrays(
         images=images_arr,
         states=episode.states[idx].astype(np.float32),
         actions=episode.actions[idx].astype(np.float32),
-        target=episode.ee_poses[-1, :2].astype(np.float32),
+        target=family.demo_target(episode.ee_poses),
         steps=idx,
     )

@@ -292,7 +292,7 @@ def make_demos(family: TaskFamily, task_index: int, n: int, settings: EvalSettin
 
 def demo_batch(episodes: Sequence[Episode], family: TaskFamily, horizon: int) -> DemoBatch:
     """Episodes -> (N, T, ...) tensors, through the same demo_arrays as training."""
-    arrays = [demo_arrays(ep, horizon, family.preprocess, family.image_size) for ep in episodes]
+    arrays = [demo_arrays(ep, horizon, family) for ep in episodes]
     return DemoBatch(
         images=images_to_tensor(np.stack([a.images for a in arrays])),
         states=torch.from_numpy(np.stack([a.states for a in arrays])),

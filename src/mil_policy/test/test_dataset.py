@@ -71,7 +71,7 @@ def test_builds_memory_mapped_cache_matching_demo_arrays(demos: Path, tmp_path: 
     # Row i is exactly what demo_arrays makes of bag i (the one conversion policy and evaluation use).
     family = get_family("reaching")
     i = 4
-    arr = demo_arrays(read_episode(demos / ds.demo_paths[i]), T, family.preprocess, family.image_size)
+    arr = demo_arrays(read_episode(demos / ds.demo_paths[i]), T, family)
     np.testing.assert_array_equal(ds.images[i], arr.images)
     np.testing.assert_array_equal(ds.states[i], arr.states)
     np.testing.assert_array_equal(ds.actions[i], arr.actions)

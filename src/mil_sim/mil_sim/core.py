@@ -189,6 +189,16 @@ class TaskFamily(ABC):
     def preprocess(self, camera_image: np.ndarray) -> np.ndarray:
         """Camera image -> policy image (placing: downsample by 2 and crop to 100x90, appendix A.3)."""
 
+    def demo_target(self, ee_poses: np.ndarray) -> np.ndarray:
+        """The (x, y) point the policy's auxiliary target head regresses for a demo with these ee poses.
+
+        It should be where the demonstration says the task is, so that predicting it from a new scene
+        forces the network to read the demo. Default: where the end effector ends (placing: over the
+        chosen container; reaching: on the chosen disc). Only the robot's own stream is used, as a teleop
+        recording has no object poses.
+        """
+        return np.asarray(ee_poses[-1, :2], dtype=np.float32)
+
     def task(self, task_id: str) -> Task:
         """Look a task up by id (``family/split/index``)."""
         for split in SPLITS:

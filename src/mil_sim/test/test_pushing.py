@@ -295,3 +295,30 @@ def test_robot_interface_dynamics_and_speed(family: PushingFamily) -> None:
     np.testing.assert_allclose(episode.times[1], 1.0 / family.control_rate_hz)
     np.testing.assert_allclose(episode.joint_positions, episode.states[:, :7], atol=1e-5)
     np.testing.assert_allclose(episode.ee_poses[:, :3], episode.states[:, 14:], atol=1e-5)
+
+
+def test_demo_target_is_behind_the_demonstrated_object_not_at_the_goal(family: PushingFamily) -> None:
+    """The target head's point must single out the pushed object (only the demo tells which one it is).
+
+    The default (where the tip ends) sits next to the shared red goal, which needs no demo; the pushing
+    family's ``demo_target`` is the pre-push point a few cm behind the target on the goal line.
+    """
+    tasks = family.tasks("train")
+    for i in range(6):
+        env = family.make_env(tasks[i], 40 + i, render=False)
+        expert = family.make_expert(env, seed=i, noise=1.0)
+        env.reset()
+        target0, distractor0 = env.object_position("target")[:2], env.object_position("distractor")[:2]
+        goal = env.goal_position()[:2]
+        episode = run_episode(family, env, expert, record_images=False)
+        point = family.demo_target(episode.ee_poses)
+        assert point.shape == (2,) and point.dtype == np.float32
+        to_target = float(np.linalg.norm(point - target0))
+        assert to_target < 0.13, f"trial {i}: {to_target:.3f} m from the target's start"
+        assert to_target < float(np.linalg.norm(point - distractor0))
+        # Behind the target as seen from the goal: farther from the goal than the target was.
+        assert np.linalg.norm(point - goal) > np.linalg.norm(target0 - goal) + 0.02
+    # A path that never comes down to pushing height falls back to the final position.
+    high = np.tile([0.5, -0.2, 0.9, 1.0, 0.0, 0.0, 0.0], (5, 1))
+    high[-1, :2] = [0.55, -0.1]
+    np.testing.assert_allclose(family.demo_target(high), [0.55, -0.1])

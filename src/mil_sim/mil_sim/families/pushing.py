@@ -59,6 +59,7 @@ PADDLE_HALF_HEIGHT = 0.015  # along the tool axis (vertical when pushing)
 PADDLE_HALF_WIDTH = 0.035  # along the palm y axis
 PADDLE_HALF_THICKNESS = 0.008  # along the palm z axis: the face normal
 PUSH_Z = TABLE_Z + 0.022  # tip height while pushing: the paddle clears the table by 7 mm
+PUSH_HEIGHT_BAND = 0.01  # a tip below PUSH_Z + this is at pushing height (the expert descends to 8 mm)
 # Start pose: tip 15 cm over the table, pointing down; the joint angles reach it (solved offline by DLS IK).
 HOME_TIP = np.array([0.45, -0.20, TABLE_Z + 0.15])
 HOME_QPOS = np.array([-0.659, 0.0638, -1.3414, -1.8914, -1.5594, -1.8085, -1.9152])
@@ -729,6 +730,18 @@ class PushingFamily(TaskFamily):
         if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
             raise ValueError(f"pushing action must be 7 finite joint torques in [-1, 1], got {action!r}")
         return np.clip(action, -1.0, 1.0)
+
+    def demo_target(self, ee_poses: np.ndarray) -> np.ndarray:
+        """Where the paddle first comes down to pushing height: the pre-push point behind the target.
+
+        The default (where the tip ends) would be next to the red goal, which the scene shows without
+        any demo, so a head regressing it never needs the demonstration (docs/results.md, "Pushing").
+        The pre-push point lies a few cm behind the demonstrated object on the goal line: only the demo
+        says which of the two objects that is. Falls back to the final tip position if the tip never
+        came down (a demo that did not push).
+        """
+        low = np.flatnonzero(ee_poses[:, 2] < PUSH_Z + PUSH_HEIGHT_BAND)
+        return np.asarray(ee_poses[low[0] if len(low) else -1, :2], dtype=np.float32)
 
     def preprocess(self, camera_image: np.ndarray) -> np.ndarray:
         """The camera already renders at the policy resolution (125x125 in the paper): check and pass on."""

@@ -1,0 +1,99 @@
+"""Preset files: the ``base:`` chain (variants list only what differs) and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mil_policy.config import ConfigError, MilConfig, read_preset
+
+ROOT = Path(__file__).resolve().parents[3]
+
+BASE = """
+method: mil
+network: {image_width: 40, image_height: 30, state_dim: 4, action_dim: 2, fc: [50, 50], predict_target: true}
+maml: {meta_batch: 8, inner_lr: 0.001, inner_lr_scale: {convs.0.weight: 5.0, head: 0.2}, learn_inner_lr: true}
+data: {family: reaching, family_config: {image_size: [40, 30], disc_radius: 0.04}, horizon: 50}
+train: {iterations: 100}
+"""
+
+
+def _write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def test_variant_merges_sections_field_by_field_and_replaces_mappings_whole(tmp_path: Path) -> None:
+    _write(tmp_path / "presets", "base.yaml", BASE)
+    variant = _write(
+        tmp_path / "presets" / "variants",
+        "v.yaml",
+        "base: ../base.yaml\n"
+        "network: {fc: [20]}\n"
+        "maml: {inner_lr_scale: {head: 1.0}}\n"
+        "data: {family_config: {image_size: [40, 30]}}\n",
+    )
+    d = read_preset(variant)
+    assert "base" not in d
+    # Fields the variant does not name come from the base ...
+    assert d["network"] == {
+        "image_width": 40,
+        "image_height": 30,
+        "state_dim": 4,
+        "action_dim": 2,
+        "fc": [20],
+        "predict_target": True,
+    }
+    assert d["maml"]["meta_batch"] == 8 and d["train"] == {"iterations": 100} and d["method"] == "mil"
+    # ... but a mapping-valued field is the variant's alone: no inherited step size or disc radius.
+    assert d["maml"]["inner_lr_scale"] == {"head": 1.0}
+    assert d["data"]["family_config"] == {"image_size": [40, 30]}
+    cfg = MilConfig.load(variant)
+    assert cfg.network.fc == [20] and cfg.maml.inner_lr_scale == {"head": 1.0} and cfg.data.horizon == 50
+
+
+def test_bases_chain_and_the_nearest_file_wins(tmp_path: Path) -> None:
+    _write(tmp_path, "a.yaml", BASE)
+    _write(tmp_path, "b.yaml", "base: a.yaml\ntrain: {iterations: 200}\nmaml: {meta_batch: 4}\n")
+    c = _write(tmp_path, "c.yaml", "base: b.yaml\ntrain: {iterations: 300}\n")
+    cfg = MilConfig.load(c)
+    assert (cfg.train.iterations, cfg.maml.meta_batch, cfg.maml.inner_lr) == (300, 4, 0.001)
+
+
+def test_preset_errors_are_config_errors_that_name_the_file(tmp_path: Path) -> None:
+    _write(tmp_path, "a.yaml", "base: b.yaml\n")
+    _write(tmp_path, "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match="is its own base"):
+        MilConfig.load(tmp_path / "a.yaml")
+    _write(tmp_path, "orphan.yaml", "base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml does not exist \(base of .*orphan\.yaml\)"):
+        MilConfig.load(tmp_path / "orphan.yaml")
+    _write(tmp_path, "listbase.yaml", "base: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="base must be a file name"):
+        MilConfig.load(tmp_path / "listbase.yaml")
+    _write(tmp_path, "broken.yaml", "network: {image_width: 40\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml is not valid YAML"):
+        MilConfig.load(tmp_path / "broken.yaml")
+    _write(tmp_path, "list.yaml", "- 1\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        MilConfig.load(tmp_path / "list.yaml")
+    _write(tmp_path, "good.yaml", BASE)
+    _write(tmp_path, "typo.yaml", "base: good.yaml\nnetwrok: {fc: [1]}\n")
+    with pytest.raises(ConfigError, match="unknown config sections"):
+        MilConfig.load(tmp_path / "typo.yaml")
+
+
+def test_shipped_variants_differ_from_their_base_only_where_they_say() -> None:
+    base = MilConfig.load(ROOT / "config" / "train_placing_40x30.yaml").to_dict()
+    wide = MilConfig.load(ROOT / "config" / "train_placing_60x40.yaml").to_dict()
+    assert (wide["network"]["image_width"], wide["network"]["image_height"]) == (60, 40)
+    assert wide["data"]["family_config"]["crop_x"] == 10
+    for section in ("network", "data"):
+        for d in (base, wide):
+            d[section] = {
+                k: v for k, v in d[section].items() if k not in ("image_width", "image_height", "family_config")
+            }
+    assert wide == base
