@@ -14,9 +14,12 @@ from mil_sim.families.pushing import (
     ROLES,
     TABLE_CENTRE,
     TABLE_HALF,
+    TARGET_X,
+    TARGET_Y,
     PushingConfig,
     PushingEnv,
     PushingFamily,
+    sample_layout,
 )
 from mil_sim.pr2_arm import ARM_JOINT_NAMES
 from mil_sim.rollout import run_episode
@@ -262,6 +265,25 @@ def test_trial_seed_decides_layout(family: PushingFamily) -> None:
         extents = ((target, specs["target"].radius), (distractor, specs["distractor"].radius), (goal, 0.06))
         for xy, r in extents:
             assert np.all(np.abs(xy - TABLE_CENTRE) + r <= TABLE_HALF)  # all on the table
+
+
+def test_layout_does_not_give_the_target_away(family: PushingFamily) -> None:
+    """Where the objects lie must not say which is the target, or a policy succeeds without the demo.
+
+    The first sampler put the distractor farther from the goal than the target in 99.4% of scenes.
+    """
+    rng = np.random.default_rng(3)
+    nearer_goal, nearer_centre, n = 0, 0, 400
+    centre = np.array([np.mean(TARGET_X), np.mean(TARGET_Y)])
+    for k in range(n):
+        task = family.tasks("train")[k % 50]
+        target, distractor = (family.catalogue.objects[task.objects[r]] for r in ROLES)
+        layout = sample_layout(rng, target, distractor)
+        nearer_goal += np.linalg.norm(layout.target - layout.goal) < np.linalg.norm(layout.distractor - layout.goal)
+        nearer_centre += np.linalg.norm(layout.target - centre) < np.linalg.norm(layout.distractor - centre)
+    # Chance is 1/2; 0.4-0.6 is 4 standard deviations at n = 400.
+    assert 0.4 * n < nearer_goal < 0.6 * n
+    assert 0.4 * n < nearer_centre < 0.6 * n
 
 
 def test_robot_interface_dynamics_and_speed(family: PushingFamily) -> None:

@@ -76,6 +76,7 @@ REACH_X, REACH_Y = (0.40, 0.67), (-0.50, 0.10)  # pre-push points
 DISTRACTOR_X, DISTRACTOR_Y = (0.38, 0.70), (-0.52, 0.10)
 PUSH_DISTANCE = (0.12, 0.20)  # target start to goal
 PRE_PUSH_STANDOFF = 0.035  # free space between the target's bounding circle and the tip before a push
+PATH_CLEARANCE = 0.015  # free space between the distractor and the path the target and paddle sweep
 CAMERA_POS = np.array([0.98, -0.21, 1.58])
 CAMERA_TARGET = np.array([0.52, -0.21, TABLE_Z])
 
@@ -302,36 +303,44 @@ def _inside(p: np.ndarray, xs: tuple[float, float], ys: tuple[float, float]) -> 
 def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: PushObjectSpec) -> Layout:
     """Seeded rejection sampling of goal, target and distractor positions.
 
-    The goal is 12-20 cm from the target in any direction the arm can push from. The distractor keeps
-    out of the corridor the target and the pusher sweep (from the pre-push point to the goal, widened by
-    both objects' radii and the pusher's clearance circle), so it can distract but never block; the
-    expert then succeeds on whatever the objects' shapes, masses and frictions are.
+    Both objects are placed by one symmetric rule, so the layout does not say which one is the target:
+    only the demonstration does. (An earlier sampler placed the target 12-20 cm from the goal and kept the
+    distractor out of a wide corridor around the push, which put it farther from the goal than the
+    target in 99.4% of scenes; "push the object nearer the goal" then needed no demo.) Each object lies
+    12-20 cm from the goal on the table's central band, with its pre-push point reachable, and off the
+    path the other one and the paddle would sweep to the goal by ``PATH_CLEARANCE``; so the distractor
+    can distract but not block, whichever object a policy pushes.
     """
-    standoff = target.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF
-    corridor = distractor.radius + target.radius + 2 * PADDLE_HALF_WIDTH + 0.03
-    for _ in range(10_000):
-        obj = np.array([rng.uniform(*TARGET_X), rng.uniform(*TARGET_Y)])
-        angle = rng.uniform(-math.pi, math.pi)
-        d = np.array([math.cos(angle), math.sin(angle)])
-        goal = obj + rng.uniform(*PUSH_DISTANCE) * d
-        pre = obj - standoff * d
-        if not (_inside(goal, GOAL_X, GOAL_Y) and _inside(pre, REACH_X, REACH_Y)):
+    objects = (target, distractor)
+    standoffs = [o.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF for o in objects]
+    # Object i stays off object j's path by its own radius + the wider of object j and the paddle.
+    clearances = [objects[i].radius + max(objects[1 - i].radius, PADDLE_HALF_WIDTH) + PATH_CLEARANCE for i in (0, 1)]
+    distances = (max(PUSH_DISTANCE[0], *clearances), PUSH_DISTANCE[1])
+    for _ in range(100_000):
+        goal = np.array([rng.uniform(*GOAL_X), rng.uniform(*GOAL_Y)])
+        pos, pre = [], []
+        for standoff in standoffs:
+            a = rng.uniform(-math.pi, math.pi)
+            d = np.array([math.cos(a), math.sin(a)])
+            pos.append(goal - rng.uniform(*distances) * d)
+            pre.append(pos[-1] - standoff * d)
+        if not all(
+            _inside(p, TARGET_X, TARGET_Y) and _inside(q, REACH_X, REACH_Y) for p, q in zip(pos, pre, strict=True)
+        ):
             continue
-        for _ in range(50):
-            dis = np.array([rng.uniform(*DISTRACTOR_X), rng.uniform(*DISTRACTOR_Y)])
-            if _segment_distance(dis, pre, goal) >= corridor:
-                break
-        else:
-            continue
-        return Layout(
-            goal=goal,
-            target=obj,
-            target_yaw=float(rng.uniform(-math.pi, math.pi)),
-            distractor=dis,
-            distractor_yaw=float(rng.uniform(-math.pi, math.pi)),
-            q0=arm_joint_limits().clip(HOME_QPOS + rng.normal(0.0, 0.03, size=7)),
-        )
-    raise RuntimeError("could not lay out the pushing scene; the workspace is too small for these objects")
+        if all(_segment_distance(pos[i], pre[1 - i], goal) >= clearances[i] for i in (0, 1)):
+            obj, dis = pos
+            break
+    else:
+        raise RuntimeError("could not lay out the pushing scene; the workspace is too small for these objects")
+    return Layout(
+        goal=goal,
+        target=obj,
+        target_yaw=float(rng.uniform(-math.pi, math.pi)),
+        distractor=dis,
+        distractor_yaw=float(rng.uniform(-math.pi, math.pi)),
+        q0=arm_joint_limits().clip(HOME_QPOS + rng.normal(0.0, 0.03, size=7)),
+    )
 
 
 class PushingEnv(Env):
