@@ -63,27 +63,34 @@ def test_bases_chain_and_the_nearest_file_wins(tmp_path: Path) -> None:
     assert (cfg.train.iterations, cfg.maml.meta_batch, cfg.maml.inner_lr) == (300, 4, 0.001)
 
 
-def test_preset_errors_are_config_errors_that_name_the_file(tmp_path: Path) -> None:
-    _write(tmp_path, "a.yaml", "base: b.yaml\n")
-    _write(tmp_path, "b.yaml", "base: a.yaml\n")
-    with pytest.raises(ConfigError, match="is its own base"):
-        MilConfig.load(tmp_path / "a.yaml")
-    _write(tmp_path, "orphan.yaml", "base: missing.yaml\n")
-    with pytest.raises(ConfigError, match=r"missing\.yaml does not exist \(base of .*orphan\.yaml\)"):
-        MilConfig.load(tmp_path / "orphan.yaml")
-    _write(tmp_path, "listbase.yaml", "base: [a.yaml]\n")
-    with pytest.raises(ConfigError, match="base must be a file name"):
-        MilConfig.load(tmp_path / "listbase.yaml")
-    _write(tmp_path, "broken.yaml", "network: {image_width: 40\n")
-    with pytest.raises(ConfigError, match=r"broken\.yaml is not valid YAML"):
-        MilConfig.load(tmp_path / "broken.yaml")
-    _write(tmp_path, "list.yaml", "- 1\n")
-    with pytest.raises(ConfigError, match="expected a mapping"):
-        MilConfig.load(tmp_path / "list.yaml")
-    _write(tmp_path, "good.yaml", BASE)
-    _write(tmp_path, "typo.yaml", "base: good.yaml\nnetwrok: {fc: [1]}\n")
-    with pytest.raises(ConfigError, match="unknown config sections"):
-        MilConfig.load(tmp_path / "typo.yaml")
+BAD_PRESETS = {
+    "a.yaml": "base: b.yaml\n",
+    "b.yaml": "base: a.yaml\n",
+    "orphan.yaml": "base: missing.yaml\n",
+    "listbase.yaml": "base: [a.yaml]\n",
+    "broken.yaml": "network: {image_width: 40\n",
+    "list.yaml": "- 1\n",
+    "good.yaml": BASE,
+    "typo.yaml": "base: good.yaml\nnetwrok: {fc: [1]}\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("a.yaml", "is its own base"),
+        ("orphan.yaml", r"missing\.yaml does not exist \(base of .*orphan\.yaml\)"),
+        ("listbase.yaml", "base must be a file name"),
+        ("broken.yaml", r"broken\.yaml is not valid YAML"),
+        ("list.yaml", "expected a mapping"),
+        ("typo.yaml", "unknown config sections"),
+    ],
+)
+def test_preset_errors_are_config_errors_that_name_the_file(tmp_path: Path, name: str, error: str) -> None:
+    for file_name, text in BAD_PRESETS.items():
+        _write(tmp_path, file_name, text)
+    with pytest.raises(ConfigError, match=error):
+        MilConfig.load(tmp_path / name)
 
 
 def test_shipped_variants_differ_from_their_base_only_where_they_say() -> None:
