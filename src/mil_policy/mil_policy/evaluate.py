@@ -53,6 +53,7 @@ from mil_sim.rollout import run_episode
 
 PAPER_PROTOCOL = {"reaching": (150, 10), "pushing": (74, 6), "placing": (18, 4)}  # (tasks, trials per task)
 RANDOM = "random"
+NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # what a policy that reads no images is given
 _DEMO, _TRIAL = 0, 1  # seed-sequence roles: demo seeds and trial seeds come from separate streams
 INFO_ORDER = {"video_only": 0, "no_actions": 1, "full": 2}  # how much of the demo a method is given
 
@@ -242,6 +243,8 @@ class RandomPolicy(ConditionedPolicy):
     """The random baseline: ``family.random_action`` (uniform within the family's action bounds; the
     paper draws a standard normal, which the sim would clip anyway), seeded per trial."""
 
+    reads_images = False
+
     def __init__(self, family: TaskFamily, seed: Sequence[int]) -> None:
         self.family = family
         self.rng = np.random.default_rng(list(seed))
@@ -333,7 +336,7 @@ def rollout(
         if record and i % family.camera_every == 0:
             frames.append(env.render_camera())
         if i in acting or action is None:
-            image = family.preprocess(env.render_camera())
+            image = family.preprocess(env.render_camera()) if policy.reads_images else NO_IMAGE
             action = np.asarray(policy.act(image, obs.state), dtype=np.float32)
             if action.shape != (family.action_dim,) or not np.all(np.isfinite(action)):
                 error = f"step {i}: policy returned action {action!r}"

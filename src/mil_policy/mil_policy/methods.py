@@ -28,6 +28,8 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 class ConditionedPolicy(ABC):
     """A policy for one task, after seeing its demo(s). ``reset`` before each rollout."""
 
+    reads_images = True  # False: ``act`` ignores the image, so a rollout need not render one
+
     def reset(self) -> None:  # noqa: B027 - stateless policies need nothing
         """Forget the previous rollout (first frame, recurrent state)."""
 

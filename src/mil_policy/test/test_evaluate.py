@@ -157,6 +157,34 @@ def test_rollout_acts_at_the_horizon_steps_and_holds_actions() -> None:
     assert len(outcome.frames) == STEPS + 1 and outcome.frames[0].shape == (64, 80, 3)  # every step + final
 
 
+def test_a_policy_that_reads_no_images_gets_no_renders() -> None:
+    """The random baseline's rollouts skip rendering (most of a cheap trial's time); actions are the same."""
+    family = get_family("reaching", **FAMILY_CONFIG)
+
+    class Blind(_Counting):
+        reads_images = False
+
+        def act(self, image: np.ndarray, state: np.ndarray) -> np.ndarray:
+            assert image.size == 0
+            self.calls.append(float(state[2]))
+            return np.array([1.0, -1.0], np.float32)
+
+    def run(policy: _Counting) -> tuple[int, tuple[bool, float | None, list[float]]]:
+        env = family.make_env(family.tasks("test")[0], 3, render=False)
+        renders = []
+        real_render = env.render_camera
+        env.render_camera = lambda: renders.append(1) or real_render()  # count the real renders
+        try:
+            outcome = rollout(family, env, policy, subsample_indices(STEPS, 5))
+        finally:
+            env.close()
+        return len(renders), (outcome.success, outcome.target_distance, policy.calls)
+
+    (seeing_renders, seeing), (blind_renders, blind) = run(_Counting()), run(Blind())
+    assert (seeing_renders, blind_renders) == (5, 0)
+    assert seeing == blind
+
+
 def test_strip_demo() -> None:
     demo = DemoBatch(torch.rand(1, 3, 3, 4, 4), torch.randn(1, 3, 6), torch.randn(1, 3, 2), torch.randn(1, 2))
     assert strip_demo(demo, "full") is demo
