@@ -10,12 +10,12 @@ import pytest
 from mil_sim.core import Task, TaskError
 from mil_sim.families import get_family
 from mil_sim.families.pushing import (
+    OBJECT_X,
+    OBJECT_Y,
     PUSH_DISTANCE,
     ROLES,
     TABLE_CENTRE,
     TABLE_HALF,
-    TARGET_X,
-    TARGET_Y,
     PushingConfig,
     PushingEnv,
     PushingFamily,
@@ -274,7 +274,7 @@ def test_layout_does_not_give_the_target_away(family: PushingFamily) -> None:
     """
     rng = np.random.default_rng(3)
     nearer_goal, nearer_centre, n = 0, 0, 400
-    centre = np.array([np.mean(TARGET_X), np.mean(TARGET_Y)])
+    centre = np.array([np.mean(OBJECT_X), np.mean(OBJECT_Y)])
     for k in range(n):
         task = family.tasks("train")[k % 50]
         target, distractor = (family.catalogue.objects[task.objects[r]] for r in ROLES)

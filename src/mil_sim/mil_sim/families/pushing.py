@@ -70,11 +70,10 @@ GEAR = np.array([16.0, 16.0, 8.0, 8.0, 3.0, 3.0, 2.0])
 JOINT_DAMPING = np.array([2.0, 2.0, 1.0, 1.0, 0.3, 0.3, 0.2])  # N m s / rad
 ARMATURE = np.array([0.08, 0.08, 0.04, 0.04, 0.02, 0.02, 0.02])  # kg m^2, motor reflected inertia
 # Layout (base frame, m). Everything inside these boxes is reachable by the tip with the tool down.
-TARGET_X, TARGET_Y = (0.46, 0.60), (-0.38, -0.02)
+OBJECT_X, OBJECT_Y = (0.46, 0.60), (-0.38, -0.02)  # where both objects start
 GOAL_X, GOAL_Y = (0.43, 0.64), (-0.44, 0.04)
 REACH_X, REACH_Y = (0.40, 0.67), (-0.50, 0.10)  # pre-push points
-DISTRACTOR_X, DISTRACTOR_Y = (0.38, 0.70), (-0.52, 0.10)
-PUSH_DISTANCE = (0.12, 0.20)  # target start to goal
+PUSH_DISTANCE = (0.12, 0.20)  # each object's start to the goal
 PRE_PUSH_STANDOFF = 0.035  # free space between the target's bounding circle and the tip before a push
 PATH_CLEARANCE = 0.015  # free space between the distractor and the path the target and paddle sweep
 CAMERA_POS = np.array([0.98, -0.21, 1.58])
@@ -325,7 +324,7 @@ def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: 
             pos.append(goal - rng.uniform(*distances) * d)
             pre.append(pos[-1] - standoff * d)
         if not all(
-            _inside(p, TARGET_X, TARGET_Y) and _inside(q, REACH_X, REACH_Y) for p, q in zip(pos, pre, strict=True)
+            _inside(p, OBJECT_X, OBJECT_Y) and _inside(q, REACH_X, REACH_Y) for p, q in zip(pos, pre, strict=True)
         ):
             continue
         if all(_segment_distance(pos[i], pre[1 - i], goal) >= clearances[i] for i in (0, 1)):
