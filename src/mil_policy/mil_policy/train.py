@@ -147,7 +147,7 @@ def _device_arg(args: argparse.Namespace) -> str:
     by the trainer, on every rank alike)."""
     if args.device:
         return args.device
-    with contextlib.suppress(ConfigError, CheckpointError, yaml.YAMLError, OSError, KeyError, TypeError):
+    with contextlib.suppress(ConfigError, CheckpointError, OSError, KeyError, TypeError):
         if args.config is not None:
             d = MilConfig.load(args.config).to_dict()
         elif args.resume:

@@ -299,6 +299,11 @@ def _inside(p: np.ndarray, xs: tuple[float, float], ys: tuple[float, float]) -> 
     return xs[0] <= p[0] <= xs[1] and ys[0] <= p[1] <= ys[1]
 
 
+def pre_push_standoff(o: PushObjectSpec) -> float:
+    """Tip-to-centre distance at the pre-push point behind ``o`` (the layout and the expert agree on it)."""
+    return o.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF
+
+
 def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: PushObjectSpec) -> Layout:
     """Seeded rejection sampling of goal, target and distractor positions.
 
@@ -311,7 +316,7 @@ def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: 
     can distract but not block, whichever object a policy pushes.
     """
     objects = (target, distractor)
-    standoffs = [o.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF for o in objects]
+    standoffs = [pre_push_standoff(o) for o in objects]
     # Object i stays off object j's path by its own radius + the wider of object j and the paddle.
     clearances = [objects[i].radius + max(objects[1 - i].radius, PADDLE_HALF_WIDTH) + PATH_CLEARANCE for i in (0, 1)]
     distances = (max(PUSH_DISTANCE[0], *clearances), PUSH_DISTANCE[1])
@@ -539,7 +544,7 @@ class PushingExpert:
         self.travel_speed = 0.35 * (1.0 + noise * rng.uniform(-0.15, 0.1))
         top = TABLE_Z + max(s.height for s in specs.values())
         self.safe_z = max(top + PADDLE_HALF_HEIGHT + 0.03, PUSH_Z + 0.06) + noise * rng.uniform(0.0, 0.03)
-        self.standoff = target.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF
+        self.standoff = pre_push_standoff(target)
         self.standoff += noise * rng.uniform(-0.01, 0.01)
         self.circle_radius = target.radius + PADDLE_HALF_THICKNESS + 0.02
         self.lateral_aim = noise * rng.uniform(-0.005, 0.005)
