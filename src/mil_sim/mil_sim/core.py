@@ -48,6 +48,26 @@ class Task:
         return Task(family=d["family"], task_id=d["task_id"], split=d["split"], objects=dict(d["objects"]))
 
 
+@dataclass(frozen=True)
+class Landmarks:
+    """Where the things a policy has to find lie in a trial, (x, y) in the robot's base frame (m).
+
+    ``objects`` are the candidates a demonstration chooses among, by role (``target`` and the
+    distractors); ``markers`` are what every task of the family shows in the same role (pushing's red
+    goal). Not a policy input (a policy sees pixels): probes use it to ask whether a network can see
+    these at all, apart from whether it can tell from a demo which object is meant.
+    """
+
+    objects: Mapping[str, np.ndarray]
+    markers: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def target_centroid_distance(self) -> float:
+        """Distance from the target to the objects' centroid: a guess that sees every object but not
+        which one the demo means does no better in the mean-squared sense."""
+        points = np.stack([np.asarray(v, dtype=np.float64) for v in self.objects.values()])
+        return float(np.linalg.norm(np.asarray(self.objects["target"], dtype=np.float64) - points.mean(axis=0)))
+
+
 @dataclass
 class Observation:
     """What a policy sees at one control step."""
@@ -114,6 +134,10 @@ class Env(ABC):
         Success mixes choosing the right object with handling it precisely; this separates the two, so a
         one-shot policy can be compared with chance (one over the number of objects) at choosing.
         """
+        return None
+
+    def landmarks(self) -> Landmarks | None:
+        """The current trial's objects and markers in the table plane (None: the family does not say)."""
         return None
 
     def target_distance(self) -> float | None:

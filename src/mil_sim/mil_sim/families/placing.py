@@ -21,6 +21,7 @@ import numpy as np
 from mil_sim.core import (
     Env,
     Expert,
+    Landmarks,
     Observation,
     Task,
     TaskError,
@@ -361,6 +362,10 @@ class PlacingEnv(Env):
     def target_distance(self) -> float:
         """Where the item came to rest, from the target container's centre (in the table plane)."""
         return self.item_distance("target")
+
+    def landmarks(self) -> Landmarks:
+        """The containers' centres; the held item is not a candidate."""
+        return Landmarks(objects={r: self.container_position(r)[:2] for r in self.container_specs})
 
     def chosen_role(self) -> str:
         """The container nearest (in the table plane) to where the item came to rest."""

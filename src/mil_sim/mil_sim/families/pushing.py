@@ -32,6 +32,7 @@ from mil_sim.core import (
     SPLITS,
     Env,
     Expert,
+    Landmarks,
     Observation,
     Task,
     TaskError,
@@ -446,6 +447,12 @@ class PushingEnv(Env):
     def target_distance(self) -> float:
         """The target object's centre from the goal's centre (at the end of the episode: where it ended)."""
         return float(np.linalg.norm(self.object_position("target")[:2] - self.goal_position()[:2]))
+
+    def landmarks(self) -> Landmarks:
+        """Both objects' centres of mass and the goal's centre."""
+        return Landmarks(
+            objects={r: self.object_position(r)[:2] for r in ROLES}, markers={"goal": self.goal_position()[:2]}
+        )
 
     def chosen_role(self) -> str:
         """The object that ended nearest to the goal: the one the policy pushed there, if any."""

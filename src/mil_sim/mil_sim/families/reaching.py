@@ -31,6 +31,7 @@ from mil_sim.core import (
     SPLITS,
     Env,
     Expert,
+    Landmarks,
     Observation,
     Task,
     TaskError,
@@ -373,6 +374,10 @@ class ReachingEnv(Env):
     def target_distance(self) -> float:
         """The fingertip from the target disc's centre (at the end of the episode: where it ended)."""
         return float(np.linalg.norm(self.fingertip() - self._positions[0]))
+
+    def landmarks(self) -> Landmarks:
+        """The discs' centres, in the arm's plane."""
+        return Landmarks(objects={r: self._positions[i].copy() for i, r in enumerate(ROLES)})
 
     def chosen_role(self) -> str:
         """The disc nearest to the fingertip at the end of the episode."""
