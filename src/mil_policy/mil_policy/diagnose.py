@@ -35,6 +35,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,11 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckpointError, ConfigError, DatasetError) as exc:
         print(f"diagnose: error: {exc}", file=sys.stderr)
         return 2
-    print(format_report(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(asdict(result), indent=1))
+    print_and_save(format_report(result), result, args.json)
     return 0
+
+
+def print_and_save(report: str, result: Any, json_path: Path | None) -> None:
+    """What the offline checks (``diagnose``, ``probe_localisation``) end with: the report on stdout and,
+    where asked, the result dataclass as JSON, so scripts need not parse the table."""
+    print(report)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(asdict(result), indent=1))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,9 @@ task and trial seed, no rendering): only simulated demos carry them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from mil_policy.colour_augment import apply_colour_transforms, random_colour_tra
 from mil_policy.config import ConfigError, MilConfig, NetworkConfig
 from mil_policy.dataset import DatasetError, find_bags
 from mil_policy.demo_arrays import DemoError, demo_arrays
+from mil_policy.diagnose import print_and_save
 from mil_policy.network import PolicyNetwork
 from mil_sim.core import TaskError, TaskFamily
 from mil_sim.demo_bag import DemoBagError, read_episode
@@ -270,10 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target_floor=float(data.target_floor[test_idx].mean()),
         records=records,
     )
-    print(format_report(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(asdict(result), indent=1))
+    print_and_save(format_report(result), result, args.json)
     return 0
 
 
