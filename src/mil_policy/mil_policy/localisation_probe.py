@@ -93,7 +93,7 @@ def collect(root: Path, family: TaskFamily, horizon: int, max_demos: int | None,
         try:
             episode = read_episode(bag)
             frame0 = demo_arrays(episode, horizon, family).images[0]
-            env = family.make_env(family.task(episode.task.task_id), int(episode.trial_seed), render=False)
+            env = family.make_env(episode.task, int(episode.trial_seed), render=False)  # checks the task
         except (DemoBagError, DemoError, TaskError, TypeError, ValueError) as exc:
             raise DatasetError(f"{bag}: cannot re-create this demo's scene: {exc}") from exc
         try:
@@ -158,8 +158,8 @@ def train_probe(
     constant = mean_distances(
         np.broadcast_to(mean.numpy().reshape(k, 2), data.points[test_idx].shape), data.points[test_idx], data.names
     )
-    params = [p for n, p in trunk.named_parameters() if n.startswith(("convs.", "norms.", "soft_argmax", "bias_image"))]
-    opt = torch.optim.Adam([*params, *head.parameters()], lr=lr)
+    # Parameters ``features`` does not use (FC layers, heads) get no gradient, which Adam skips.
+    opt = torch.optim.Adam([*trunk.parameters(), *head.parameters()], lr=lr)
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         return head(trunk.features(x)) + mean
