@@ -102,13 +102,14 @@ def plot_curve(csv_path: Path, png_path: Path, title: str = "") -> Path | None:
     curves = (
         (train, "train (meta-batch mean)", "-"),
         (val, "validation tasks", "o-"),
-        (other, "validation, adapted on another task's demo", "x--"),
+        (other, "validation, given another task's demo", "x--"),
     )
     for points, label, style in curves:
         if points:
             ax.plot(*zip(*points, strict=True), style, label=label, markersize=3)
     ax.set_xlabel("meta-iteration")
-    ax.set_ylabel("meta-loss (post-adaptation)")
+    # Neutral wording: MIL adapts on the demo, the baselines condition on it.
+    ax.set_ylabel("loss on the evaluation demo, given a demo")
     if all(v > 0 for _, v in train + val + other):
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
