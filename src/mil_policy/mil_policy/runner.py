@@ -8,6 +8,7 @@ and evaluation (``mil_policy.evaluate.demo_batch``), so a demo bag means the sam
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mil_policy.demo_arrays import DemoError, subsample_indices
 from mil_policy.evaluate import check_compatible, demo_batch, strip_demo, with_demo_inputs
 from mil_policy.maml import DemoBatch
 from mil_policy.methods import ConditionedPolicy, build_method
+from mil_sim.core import Episode
 from mil_sim.demo_bag import read_episode
 from mil_sim.families import get_family
 
@@ -70,9 +72,16 @@ class PolicyRunner:
                 f"demo {bag} is a {episode.task.family!r} demo; this policy was trained on {self.family.name!r}"
             )
         try:
-            demo = demo_batch([episode], self.family, self.horizon)
-        except DemoError as exc:
+            return self.demo_of([episode])
+        except RunnerError as exc:
             raise RunnerError(f"demo {bag}: {exc}") from exc
+
+    def demo_of(self, episodes: Sequence[Episode]) -> DemoBatch:
+        """Recorded episodes (one per shot) as the network's input, with only the inputs it adapts on."""
+        try:
+            demo = demo_batch(list(episodes), self.family, self.horizon)
+        except DemoError as exc:
+            raise RunnerError(str(exc)) from exc
         return strip_demo(demo, self.demo_inputs)
 
     def adapt(self, demo: DemoBatch) -> float:
