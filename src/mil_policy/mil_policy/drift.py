@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from mil_policy.checkpoint import CheckpointError
 from mil_policy.config import ConfigError
@@ -131,7 +132,7 @@ def measure_drift(runner: PolicyRunner, checkpoint: str, split: str, tasks: int,
         raise EvaluationError(f"--tasks {tasks}: the {split} split has {available} tasks")
     settings = EvalSettings(tasks=tasks, trials=1, split=split, seed=seed)
     trials: list[PathErrors] = []
-    for task_index in range(tasks):
+    for task_index in tqdm(range(tasks), desc="drift", unit="task", file=sys.stderr):
         task = family.tasks(split)[task_index]
         trial_seed = trial_seeds(seed, task_index, 1)[0]
         demos = make_demos(family, task_index, 1, settings, avoid={trial_seed})
