@@ -127,13 +127,13 @@ def measure_drift(runner: PolicyRunner, checkpoint: str, split: str, tasks: int,
     """Adapt on one expert demo per task (evaluate's demo and trial seeds), then both rollouts of its
     first evaluation trial."""
     family = runner.family
-    available = len(family.tasks(split))
-    if not 1 <= tasks <= available:
-        raise EvaluationError(f"--tasks {tasks}: the {split} split has {available} tasks")
+    split_tasks = family.tasks(split)
+    if not 1 <= tasks <= len(split_tasks):
+        raise EvaluationError(f"--tasks {tasks}: the {split} split has {len(split_tasks)} tasks")
     settings = EvalSettings(tasks=tasks, trials=1, split=split, seed=seed)
     trials: list[PathErrors] = []
     for task_index in tqdm(range(tasks), desc="drift", unit="task", file=sys.stderr):
-        task = family.tasks(split)[task_index]
+        task = split_tasks[task_index]
         trial_seed = trial_seeds(seed, task_index, 1)[0]
         demos = make_demos(family, task_index, 1, settings, avoid={trial_seed})
         runner.adapt(runner.demo_of(demos))
