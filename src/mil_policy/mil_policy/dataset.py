@@ -43,7 +43,7 @@ from mil_policy.maml import DemoBatch
 from mil_sim.demo_bag import read_episode
 from mil_sim.families import get_family
 
-FORMAT_VERSION = 2  # bump when the cache layout or the demo -> arrays conversion changes (2: demo_target)
+FORMAT_VERSION = 3  # bump when the cache layout or the demo -> arrays conversion changes (3: labels)
 CACHE_DIRNAME = ".mil_cache"
 META = "meta.json"
 SKIPPED = "skipped.json"

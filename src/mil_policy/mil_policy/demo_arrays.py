@@ -48,8 +48,7 @@ def demo_arrays(episode: Episode, horizon: int, family: TaskFamily) -> DemoArray
     """Subsample ``episode`` to ``horizon`` steps, images through ``family.preprocess``."""
     if len(episode.images) == 0:
         raise DemoError("demo has no camera images")
-    for name in ("states", "actions", "ee_poses"):
-        arr = getattr(episode, name)
+    for name, arr in (("states", episode.states), ("actions", episode.targets), ("ee_poses", episode.ee_poses)):
         if not np.all(np.isfinite(arr)):
             raise DemoError(f"demo {name} contain NaN or infinite values")
     idx = subsample_indices(len(episode), horizon)
@@ -67,7 +66,7 @@ def demo_arrays(episode: Episode, horizon: int, family: TaskFamily) -> DemoArray
     return DemoArrays(
         images=images_arr,
         states=episode.states[idx].astype(np.float32),
-        actions=episode.actions[idx].astype(np.float32),
+        actions=episode.targets[idx].astype(np.float32),  # the labels of a perturbed (DART) demo
         target=family.demo_target(episode.ee_poses),
         steps=idx,
     )

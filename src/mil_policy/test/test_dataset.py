@@ -139,6 +139,21 @@ def _write_variant(src: Path, dst: Path, **changes: object) -> None:
     write_episode(dst, dataclasses.replace(episode, **changes), get_family("reaching").state_names)
 
 
+def test_perturbed_demos_train_on_their_labels_not_the_applied_actions(train_only: Path) -> None:
+    """A DART-style bag applies noisy actions and records the expert's choice as the label: the policy
+    must learn the label (the correction), never the noise that was applied."""
+    bag = sorted((train_only / "reaching" / "train").glob("*/demo_0"))[0]
+    episode = read_episode(bag)
+    labels = (episode.actions * 0.5 + 0.25).astype(np.float32)
+    shutil.rmtree(bag)
+    write_episode(bag, dataclasses.replace(episode, labels=labels), get_family("reaching").state_names)
+    ds = load_dataset(train_only, DATA, progress=False)
+    i = ds.demo_paths.index(bag.relative_to(train_only).as_posix())
+    steps = demo_arrays(episode, T, get_family("reaching")).steps
+    np.testing.assert_array_equal(ds.actions[i], labels[steps])
+    assert not np.array_equal(ds.actions[i], episode.actions[steps])
+
+
 def test_broken_demos_are_skipped_and_reported(train_only: Path, capsys: pytest.CaptureFixture) -> None:
     tasks = sorted(p for p in (train_only / "reaching" / "train").iterdir() if p.is_dir())
     bag0 = tasks[0] / "demo_0"

@@ -83,6 +83,9 @@ class Episode:
 
     Images are recorded every ``camera_every`` control steps (camera rate <= control rate); all other
     streams at every control step. ``actions[i]`` is the command applied from ``times[i]`` on.
+    ``labels[i]``, when present, is the action the demonstrator chose at step i where a perturbation
+    was applied on top of it (DART-style demos, :mod:`mil_sim.perturbation`): the policy learns the
+    labels, and replaying ``actions`` retraces the states.
     """
 
     task: Task
@@ -101,6 +104,12 @@ class Episode:
     images: np.ndarray  # (M, H, W, 3) uint8, full camera resolution (before any crop)
     success: bool
     metadata: dict[str, object] = field(default_factory=dict)
+    labels: np.ndarray | None = None  # (N, A) float32, or None: the applied actions are the labels
+
+    @property
+    def targets(self) -> np.ndarray:
+        """What a policy should learn to output at each step: the labels if any, else the actions."""
+        return self.actions if self.labels is None else self.labels
 
     def __len__(self) -> int:
         return len(self.times)
@@ -234,6 +243,12 @@ class TaskFamily(ABC):
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
         """A uniformly random action within the family's action bounds (the paper's random policy)."""
         return rng.uniform(-1.0, 1.0, size=self.action_dim).astype(np.float32)
+
+    def clip_action(self, action: np.ndarray) -> np.ndarray:
+        """``action`` within the family's action bounds (default [-1, 1], the bounds of random_action)."""
+        if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"{self.name} action must be {self.action_dim} finite numbers, got {action!r}")
+        return np.clip(action, -1.0, 1.0)
 
 
 def check_split(split: str) -> str:

@@ -20,6 +20,10 @@ topic                    type                                content
 ``/joint_states``        sensor_msgs/msg/JointState          joint positions and velocities
 ``/gripper/open``        std_msgs/msg/Bool                   commanded gripper state
 ``/robot_state``         std_msgs/msg/Float32MultiArray      ``Episode.states`` (label = state names)
+``/mil/label/<action>``  as the action topic                 ``Episode.labels``, only in perturbed
+                                                             (DART-style) demos: the demonstrator's
+                                                             chosen action; the action topic holds
+                                                             the perturbed command that was applied
 =======================  ==================================  =========================================
 
 The task JSON is also stored in the bag's ``metadata.yaml`` custom_data under ``mil.task`` so an index
@@ -63,6 +67,8 @@ ROBOT_STATE_TOPIC = "/robot_state"
 TASK_TOPIC = "/mil/task"
 
 ACTION_TOPICS: Mapping[str, str] = {"ee_twist": EE_CMD_VEL_TOPIC, "joint_effort": JOINT_EFFORT_CMD_TOPIC}
+# Outside the robot's namespace on purpose: ``ros2 bag play`` must not drive the arm with labels.
+LABEL_TOPICS: Mapping[str, str] = {kind: f"/mil/label{topic}" for kind, topic in ACTION_TOPICS.items()}
 MSGTYPES: Mapping[str, str] = {
     TASK_TOPIC: "std_msgs/msg/String",
     IMAGE_TOPIC: "sensor_msgs/msg/Image",
@@ -72,6 +78,8 @@ MSGTYPES: Mapping[str, str] = {
     JOINT_STATES_TOPIC: "sensor_msgs/msg/JointState",
     GRIPPER_OPEN_TOPIC: "std_msgs/msg/Bool",
     ROBOT_STATE_TOPIC: "std_msgs/msg/Float32MultiArray",
+    LABEL_TOPICS["ee_twist"]: "geometry_msgs/msg/TwistStamped",
+    LABEL_TOPICS["joint_effort"]: "sensor_msgs/msg/JointState",
 }
 # Topics with one message per control step, besides the action topic of the episode's action kind.
 STEP_TOPICS = (EE_POSE_TOPIC, JOINT_STATES_TOPIC, GRIPPER_OPEN_TOPIC, ROBOT_STATE_TOPIC)
@@ -166,6 +174,7 @@ def episode_metadata(episode: Episode, state_names: Sequence[str] | None, start_
         n_images=len(episode.image_times),
         state_dim=int(episode.states.shape[1]),
         action_dim=int(episode.actions.shape[1]),
+        has_labels=episode.labels is not None,
         state_names=list(state_names) if state_names is not None else None,
         joint_names=list(episode.joint_names),
         camera_width=int(cam_w),
@@ -200,11 +209,15 @@ def _check_episode(ep: Episode, state_names: Sequence[str] | None) -> None:
         "actions": (ep.actions, np.float32, 2),
         "times": (ep.times, np.float64, 1),
     }
+    if ep.labels is not None:
+        shapes["labels"] = (ep.labels, np.float32, 2)
     for name, (arr, dtype, ndim) in shapes.items():
         if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != ndim or len(arr) != n:
             got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
             raise DemoBagError(f"Episode.{name} must be a {ndim}-D {np.dtype(dtype)} array of length {n}, got {got}")
     _check_shape("ee_poses", ep.ee_poses.shape[1], 7)
+    if ep.labels is not None:
+        _check_shape("labels (vs actions)", ep.labels.shape[1], ep.actions.shape[1])
     _check_shape("joint_positions", ep.joint_positions.shape[1], len(ep.joint_names))
     _check_shape("joint_velocities", ep.joint_velocities.shape[1], len(ep.joint_names))
     if ep.action_kind == "ee_twist":
@@ -246,6 +259,8 @@ def _write_bag(path: Path, ep: Episode, meta: dict[str, Any], start_ns: int, com
     task_json = json.dumps(meta, sort_keys=True)
     action_topic = ACTION_TOPICS[ep.action_kind]
     topics = [TASK_TOPIC, IMAGE_TOPIC, *STEP_TOPICS, action_topic]
+    if ep.labels is not None:
+        topics.append(LABEL_TOPICS[ep.action_kind])
     step_ns = _to_ns(ep.times, start_ns)
     image_ns = _to_ns(ep.image_times, start_ns)
     encoder = _StepEncoder(ts, ep, meta.get("state_names"))
@@ -310,10 +325,13 @@ class _StepEncoder:
         yield JOINT_STATES_TOPIC, self.joint_state(stamp, ep.joint_positions[i], ep.joint_velocities[i])
         yield GRIPPER_OPEN_TOPIC, self._t(MSGTYPES[GRIPPER_OPEN_TOPIC])(data=bool(ep.gripper_open[i]))
         yield ROBOT_STATE_TOPIC, self.state(ep.states[i])
-        if action_topic == EE_CMD_VEL_TOPIC:
-            yield action_topic, self.twist(stamp, ep.actions[i])
-        else:
-            yield action_topic, self.effort(stamp, ep.actions[i])
+        yield action_topic, self.action(stamp, ep.actions[i])
+        if ep.labels is not None:
+            yield LABEL_TOPICS[ep.action_kind], self.action(stamp, ep.labels[i])
+
+    def action(self, stamp: int, a: np.ndarray) -> Any:
+        """An action row as the message of the episode's action kind (twist or joint efforts)."""
+        return self.twist(stamp, a) if self.ep.action_kind == "ee_twist" else self.effort(stamp, a)
 
     def pose(self, stamp: int, p: np.ndarray) -> Any:
         x, y, z, qw, qx, qy, qz = (float(v) for v in p)
@@ -498,7 +516,7 @@ def _assemble(path: Path, meta: dict[str, Any], msgs: Mapping[str, list[tuple[in
     kind = meta["action_kind"]
     if kind not in ACTION_TOPICS:
         raise DemoBagError(f"{path}: unknown action_kind {kind!r} in task metadata")
-    for topic in (*STEP_TOPICS, ACTION_TOPICS[kind], IMAGE_TOPIC):
+    for topic in (*STEP_TOPICS, ACTION_TOPICS[kind], IMAGE_TOPIC, *_label_topic(meta)):
         if topic not in msgs:
             raise DemoBagError(f"{path}: missing required topic {topic}")
     rate = float(meta["control_rate_hz"])
@@ -526,7 +544,13 @@ def _assemble(path: Path, meta: dict[str, Any], msgs: Mapping[str, list[tuple[in
         images=images,
         success=bool(meta.get("success", False)),
         metadata=dict(meta.get("metadata") or {}),
+        labels=next((_actions(path, meta, msgs[t], kind) for t in _label_topic(meta)), None),
     )
+
+
+def _label_topic(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The label topic of a perturbed demo, as a 0- or 1-tuple (the task JSON says whether there is one)."""
+    return (LABEL_TOPICS[meta["action_kind"]],) if meta.get("has_labels") else ()
 
 
 def _step_stamps(
@@ -535,7 +559,7 @@ def _step_stamps(
     """The control-step times, checking that every per-step stream has one message per step."""
     stamps = np.array([_stamp_ns(m.header) for _, m in msgs[EE_POSE_TOPIC]], dtype=np.int64)
     expected = meta.get("n_steps", len(stamps))
-    for topic in (*STEP_TOPICS, ACTION_TOPICS[kind]):
+    for topic in (*STEP_TOPICS, ACTION_TOPICS[kind], *_label_topic(meta)):
         log_times = np.array([t for t, _ in msgs[topic]], dtype=np.int64)
         if len(log_times) != expected:
             raise DemoBagError(f"{path}: topic {topic} has {len(log_times)} messages, expected {expected} steps")
@@ -588,7 +612,7 @@ def _actions(path: Path, meta: Mapping[str, Any], msgs: list[tuple[int, Any]], k
         return np.array(rows, dtype=np.float32).reshape(len(msgs), 6)
     dim = int(meta.get("action_dim", len(msgs[0][1].effort) if msgs else 0))
     if any(len(m.effort) != dim for _, m in msgs):
-        raise DemoBagError(f"{path}: {JOINT_EFFORT_CMD_TOPIC} efforts are not all of length {dim}")
+        raise DemoBagError(f"{path}: joint effort commands are not all of length {dim}")
     return np.array([m.effort for _, m in msgs], dtype=np.float32).reshape(len(msgs), dim)
 
 

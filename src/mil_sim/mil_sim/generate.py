@@ -33,6 +33,7 @@ from tqdm import tqdm
 from mil_sim.core import SPLITS, Task, TaskError, TaskFamily
 from mil_sim.demo_bag import DemoBagError, read_task_metadata, write_episode
 from mil_sim.families import FAMILY_NAMES, get_family
+from mil_sim.perturbation import GaussianPerturbation
 from mil_sim.rollout import run_episode
 
 INDEX_NAME = "index.json"
@@ -52,6 +53,7 @@ class Settings:
     seed: int
     noise: float
     max_retries: int
+    perturb: float = 0.0  # std of DART-style noise on the applied action (labels stay the expert's); 0 = none
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,18 @@ class DemoMaker:
             env = self.family.make_env(task, trial_seed, render=False)
             try:
                 expert = self.family.make_expert(env, expert_seed, s.noise)
-                episode = run_episode(self.family, env, expert, record_images=True)
+                perturb = GaussianPerturbation(self.family, s.perturb, expert_seed) if s.perturb > 0 else None
+                episode = run_episode(self.family, env, expert, record_images=True, perturb=perturb)
             finally:
                 env.close()
             if not episode.success:
                 continue
             episode.metadata.update(
-                expert_seed=expert_seed, expert_noise=s.noise, generator_seed=s.seed, attempt=attempt
+                expert_seed=expert_seed,
+                expert_noise=s.noise,
+                perturb_std=s.perturb,
+                generator_seed=s.seed,
+                attempt=attempt,
             )
             with suppress(FileExistsError):  # another run wrote it meanwhile: it is just as good
                 write_episode(path, episode, self.family.state_names, source="sim_expert")
@@ -225,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="dataset seed; trial seeds derive from it (default 0)")
     p.add_argument("--noise", type=float, default=1.0, help="expert noise scale, 0 = deterministic (default 1)")
     p.add_argument(
+        "--perturb",
+        type=float,
+        default=0.0,
+        metavar="STD",
+        help="DART-style demos: add Gaussian noise of this std (action units) to every applied action and "
+        "record the expert's own action as the label, so the data shows it recovering (default 0 = off; "
+        "give perturbed demos their own --out, bags already there are kept whatever their settings)",
+    )
+    p.add_argument(
         "--max-retries",
         type=int,
         default=DEFAULT_MAX_RETRIES,
@@ -253,8 +269,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, TaskFami
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if args.max_retries < 0 or not args.noise >= 0:
-        parser.error("--max-retries and --noise must not be negative")
+    if args.max_retries < 0 or not args.noise >= 0 or not args.perturb >= 0:
+        parser.error("--max-retries, --noise and --perturb must not be negative")
     if args.family_config is not None and not isinstance(args.family_config, dict):
         parser.error("--family-config must be a JSON object")
     overrides = dict(args.family_config or {})
@@ -279,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out / family.name / args.split
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out)
-    settings = Settings(family.name, overrides, args.split, out, args.seed, args.noise, args.max_retries)
+    settings = Settings(family.name, overrides, args.split, out, args.seed, args.noise, args.max_retries, args.perturb)
     jobs = [Job(t, d) for t in range(len(tasks)) for d in range(args.demos_per_task)]
     pending = [j for j in jobs if not bag_path(out, tasks[j.task_index], j.demo_index).exists()]
     try:

@@ -9,6 +9,7 @@ import numpy as np
 from mil_sim.core import Env, Episode, Observation, TaskFamily
 
 Policy = Callable[[Observation], np.ndarray]
+Perturb = Callable[[np.ndarray], np.ndarray]  # chosen action -> applied action (mil_sim.perturbation)
 
 
 def run_episode(
@@ -18,6 +19,7 @@ def run_episode(
     *,
     record_images: bool = True,
     steps: int | None = None,
+    perturb: Perturb | None = None,
 ) -> Episode:
     """Reset ``env``, run ``policy`` for the family's episode length, end the episode, score it.
 
@@ -27,7 +29,7 @@ def run_episode(
     n = family.episode_steps if steps is None else steps
     obs = env.reset()
     dt = 1.0 / family.control_rate_hz
-    times, states, poses, qpos, qvel, grip, actions = [], [], [], [], [], [], []
+    times, states, poses, qpos, qvel, grip, actions, labels = [], [], [], [], [], [], [], []
     image_times, images = [], []
     for i in range(n):
         if record_images and i % family.camera_every == 0:
@@ -42,6 +44,9 @@ def run_episode(
         qpos.append(env.joint_positions())
         qvel.append(env.joint_velocities())
         grip.append(env.gripper_is_open())
+        labels.append(action)
+        if perturb is not None:
+            action = np.asarray(perturb(action), dtype=np.float32)
         actions.append(action)
         obs = env.step(action)
     env.end_episode()
@@ -62,4 +67,5 @@ def run_episode(
         image_times=np.asarray(image_times, dtype=np.float64),
         images=np.asarray(images, dtype=np.uint8).reshape(-1, cam_h, cam_w, 3),
         success=env.success(),
+        labels=None if perturb is None else np.asarray(labels, dtype=np.float32),
     )

@@ -93,6 +93,38 @@ def test_round_trip_is_identical(tmp_path: Path, action_kind: str, compress: boo
     assert_same_episode(ep, read_episode(path / "demo_0.mcap"))  # a bare MCAP file reads the same
 
 
+@pytest.mark.parametrize("action_kind", ["ee_twist", "joint_effort"])
+def test_perturbed_demo_keeps_its_labels_beside_the_applied_actions(tmp_path: Path, action_kind: str) -> None:
+    ep = make_episode(action_kind)
+    ep.labels = (ep.actions + 0.5).astype(np.float32)
+    path = write_episode(tmp_path / "demo_0", ep, STATE_NAMES)
+    back = read_episode(path)
+    assert_same_episode(ep, back)
+    assert np.array_equal(back.targets, ep.labels) and read_task_metadata(path)["has_labels"] is True
+    with Reader(path) as reader:  # the arm's command topic holds what was applied, never the label
+        assert {c.topic for c in reader.connections} >= {db.ACTION_TOPICS[action_kind], db.LABEL_TOPICS[action_kind]}
+    plain = read_episode(write_episode(tmp_path / "demo_1", make_episode(action_kind), STATE_NAMES))
+    assert plain.labels is None and plain.targets is plain.actions
+
+
+def test_missing_label_topic_of_a_perturbed_demo_is_named(tmp_path: Path) -> None:
+    ep = make_episode()
+    ep.labels = ep.actions.copy()
+    path = write_episode(tmp_path / "demo_0", ep, STATE_NAMES)
+    label_topic = db.LABEL_TOPICS["ee_twist"]
+    broken = rewrite(path, tmp_path / "broken", lambda t, m: None if t == label_topic else m)
+    with pytest.raises(DemoBagError, match=f"missing required topic {label_topic}"):
+        read_episode(broken)
+
+
+def test_labels_of_the_wrong_shape_are_rejected(tmp_path: Path) -> None:
+    ep = make_episode()
+    ep.labels = ep.actions[:, :3].copy()
+    with pytest.raises(DemoBagError, match="labels"):
+        write_episode(tmp_path / "demo_0", ep, STATE_NAMES)
+    assert not (tmp_path / "demo_0").exists()
+
+
 def test_round_trip_without_images(tmp_path: Path) -> None:
     ep = make_episode(m=0)
     assert ep.images.shape == (0, 30, 40, 3)

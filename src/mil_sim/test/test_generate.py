@@ -60,6 +60,29 @@ def test_family_config_overrides_reach_the_bags(tmp_path: Path) -> None:
     assert read_episode(bag).images.shape[1:] == (32, 40, 3)
 
 
+def test_perturbed_demos_apply_noise_and_keep_the_experts_labels(tmp_path: Path) -> None:
+    assert run(tmp_path / "p", "--perturb", "0.05", tasks=1, demos=1) == 0
+    (bag,) = (p.parent for p in (tmp_path / "p").rglob("*.mcap"))
+    ep = read_episode(bag)
+    meta = read_task_metadata(bag)
+    assert ep.labels is not None and meta["metadata"]["perturb_std"] == 0.05
+    applied_minus_label = (ep.actions - ep.labels).ravel()
+    assert 0.03 < float(np.std(applied_minus_label)) < 0.07  # the injected noise, before clipping
+    # The labels are what the expert asked for on the perturbed states: re-running the same expert on
+    # the same trial and feeding it the recorded applied actions reproduces every label.
+    family = get_family("reaching")
+    env = family.make_env(ep.task, ep.trial_seed, render=False)
+    expert = family.make_expert(env, int(meta["metadata"]["expert_seed"]), 1.0)
+    obs = env.reset()
+    for label, applied in zip(ep.labels, ep.actions, strict=True):
+        np.testing.assert_allclose(expert(obs), label, rtol=0, atol=1e-6)
+        obs = env.step(applied)
+    env.close()
+    assert run(tmp_path / "q", tasks=1, demos=1) == 0
+    (plain,) = (p.parent for p in (tmp_path / "q").rglob("*.mcap"))
+    assert read_episode(plain).labels is None
+
+
 def test_same_seed_same_dataset(tmp_path: Path) -> None:
     assert run(tmp_path / "a", tasks=1, demos=1) == 0
     assert run(tmp_path / "b", tasks=1, demos=1) == 0
@@ -110,6 +133,7 @@ def test_gives_up_after_max_retries(
         (["--family", "reaching", "--tasks", "0"], "--tasks must be positive"),
         (["--family", "reaching", "--demos-per-task", "-1"], "--demos-per-task must be positive"),
         (["--family", "reaching", "--workers", "0"], "--workers must be positive"),
+        (["--family", "reaching", "--perturb", "-0.1"], "--perturb must not be negative"),
         (["--family", "reaching", "--camera-width", "64"], "has no config field(s) among camera_width"),
         (["--family", "reaching", "--family-config", "[40, 32]"], "--family-config must be a JSON object"),
         (["--family", "reaching", "--family-config", '{"image_size": [0, 32]}'], "image width must be positive"),

@@ -24,6 +24,7 @@ from mil_sim.families.pushing import (
     PushingFamily,
     sample_layout,
 )
+from mil_sim.perturbation import GaussianPerturbation
 from mil_sim.pr2_arm import ARM_JOINT_NAMES
 from mil_sim.rollout import run_episode
 
@@ -349,15 +350,23 @@ def test_demo_target_is_behind_the_demonstrated_object_not_at_the_goal(family: P
     np.testing.assert_allclose(family.demo_target(high), [0.55, -0.1])
 
 
-def test_a_demo_bags_torques_replayed_from_its_trial_seed_reproduce_it(family: PushingFamily, tmp_path: Path) -> None:
+@pytest.mark.parametrize("perturb_std", [0.0, 0.2])
+def test_a_demo_bags_torques_replayed_from_its_trial_seed_reproduce_it(
+    family: PushingFamily, tmp_path: Path, perturb_std: float
+) -> None:
     """What a policy learns from is what the robot did: the bag's actions, applied from the same trial
     seed, retrace the recorded states and end in the same success (no hidden noise between the
-    recorded command and the applied one, no state lost in the bag round trip)."""
+    recorded command and the applied one, no state lost in the bag round trip). In a perturbed
+    (DART) demo the applied torques are the recorded actions, and the expert's labels differ."""
     task = family.tasks("train")[3]
     env = family.make_env(task, 77, render=True)
-    recorded = run_episode(family, env, family.make_expert(env, 5, 1.0))
+    perturb = GaussianPerturbation(family, perturb_std, 5) if perturb_std else None
+    recorded = run_episode(family, env, family.make_expert(env, 5, 1.0), perturb=perturb)
     assert recorded.success
     episode = read_episode(write_episode(tmp_path / "demo", recorded, family.state_names))
+    if perturb_std:
+        assert episode.labels is not None
+        assert 0.15 < float(np.std(episode.actions - episode.labels)) < 0.25
     env = family.make_env(episode.task, episode.trial_seed, render=False)
     obs = env.reset()
     for i, action in enumerate(episode.actions):
