@@ -162,6 +162,25 @@ def run_jobs(settings: Settings, family: TaskFamily, jobs: Sequence[Job], worker
         yield from pool.imap_unordered(_make_in_worker, jobs, chunksize=1)
 
 
+def settings_clash(settings: Settings, bags: Sequence[Path]) -> str | None:
+    """Why the bags already in the output were made differently (seed, noise, perturbation), if they were.
+
+    Resuming skips existing bags, so without this check a run with, say, ``--perturb`` into a directory
+    of plain demos would silently leave a dataset of two kinds. The first existing bag speaks for all.
+    """
+    bag = next((b for b in bags if b.exists()), None)
+    if bag is None:
+        return None
+    try:
+        made = read_task_metadata(bag).get("metadata") or {}
+    except DemoBagError:
+        return None  # an unreadable bag is reported by the index scan, not here
+    wanted = {"generator_seed": settings.seed, "expert_noise": settings.noise, "perturb_std": settings.perturb}
+    have = {k: made.get(k, 0.0 if k == "perturb_std" else None) for k in wanted}
+    differ = [f"{k} {have[k]} (asked {v})" for k, v in wanted.items() if have[k] is not None and have[k] != v]
+    return f"{bag} was made with {', '.join(differ)}" if differ else None
+
+
 # ----------------------------------------------------------------------------------------------- index
 
 
@@ -237,8 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="STD",
         help="DART-style demos: add Gaussian noise of this std (action units) to every applied action and "
-        "record the expert's own action as the label, so the data shows it recovering (default 0 = off; "
-        "give perturbed demos their own --out, bags already there are kept whatever their settings)",
+        "record the expert's own action as the label, so the data shows it recovering (default 0 = off)",
     )
     p.add_argument(
         "--max-retries",
@@ -298,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(family.name, overrides, args.split, out, args.seed, args.noise, args.max_retries, args.perturb)
     jobs = [Job(t, d) for t in range(len(tasks)) for d in range(args.demos_per_task)]
     pending = [j for j in jobs if not bag_path(out, tasks[j.task_index], j.demo_index).exists()]
+    clash = settings_clash(settings, [bag_path(out, tasks[j.task_index], j.demo_index) for j in jobs])
+    if clash:
+        print(f"generate_demos: error: {clash}; give these demos another --out", file=sys.stderr)
+        return 2
     try:
         outcomes = _run_with_progress(settings, family, jobs, pending, args.workers)
     finally:  # even after Ctrl-C or a crashing expert, the index lists exactly the bags on disk

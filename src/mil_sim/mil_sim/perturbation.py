@@ -19,9 +19,9 @@ from mil_sim.core import TaskFamily
 
 
 class GaussianPerturbation:
-    """Independent zero-mean Gaussian noise of ``std`` (action units) on every step, then the family's
-    action limits. Independent per step: correlated noise of the same size sends the pushing expert
-    off so far that most rollouts fail (docs/results.md, "Pushing")."""
+    """Independent zero-mean Gaussian noise of ``std`` (action units) on every step, as DART's, then the
+    family's action limits. Only successful demos are kept, so ``std`` is bounded by how much the
+    expert can still recover from (``generate_demos`` reports the retried rollouts)."""
 
     def __init__(self, family: TaskFamily, std: float, seed: int) -> None:
         if not std >= 0.0:

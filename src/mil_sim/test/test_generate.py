@@ -83,6 +83,18 @@ def test_perturbed_demos_apply_noise_and_keep_the_experts_labels(tmp_path: Path)
     assert read_episode(plain).labels is None
 
 
+@pytest.mark.parametrize("extra", [["--perturb", "0.05"], ["--noise", "0.5"], ["--seed", "3"]])
+def test_resuming_with_other_settings_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str]
+) -> None:
+    """Existing bags are skipped on resume, so demos of two kinds would mix silently: refused instead."""
+    assert run(tmp_path, tasks=1, demos=1) == 0
+    before = bag_mtimes(tmp_path)
+    assert run(tmp_path, *extra, tasks=1, demos=2) == 2
+    assert "give these demos another --out" in capsys.readouterr().err
+    assert bag_mtimes(tmp_path) == before
+
+
 def test_same_seed_same_dataset(tmp_path: Path) -> None:
     assert run(tmp_path / "a", tasks=1, demos=1) == 0
     assert run(tmp_path / "b", tasks=1, demos=1) == 0
