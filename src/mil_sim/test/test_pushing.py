@@ -24,6 +24,7 @@ from mil_sim.families.pushing import (
     PushingFamily,
     sample_layout,
 )
+from mil_sim.kinematics import site_jacobian
 from mil_sim.perturbation import GaussianPerturbation
 from mil_sim.pr2_arm import ARM_JOINT_NAMES
 from mil_sim.rollout import run_episode
@@ -62,6 +63,48 @@ def test_expert_succeeds_on_held_out_trials_and_random_policy_rarely(family: Pus
     print(f"pushing success over {N_TRIALS} held-out trials: expert {expert:.3f}, random {random:.3f}")
     assert expert >= 0.95
     assert random <= 0.1
+
+
+def test_end_effector_twist_actions_drive_the_same_expert_to_success() -> None:
+    """With ``action_space="ee_twist"`` the policy sends a tool twist that the env's Cartesian controller
+    tracks; the expert sends the velocities it would otherwise turn into torques, and still pushes."""
+    twist = PushingFamily(PushingConfig(action_space="ee_twist"))
+    assert (twist.action_kind, twist.action_dim) == ("ee_twist", 6)
+
+    def expert_policy(env: PushingEnv, i: int):
+        return twist.make_expert(env, seed=i, noise=1.0)
+
+    assert _success_rate(twist, expert_policy, 12, 10_000) >= 11 / 12
+
+    def random_policy(env: PushingEnv, i: int):
+        rng = np.random.default_rng(i)
+        return lambda obs: twist.random_action(rng)
+
+    assert _success_rate(twist, random_policy, 12, 20_000) <= 1 / 12
+    # Commands are clipped to the twist limits; a zero twist holds the arm where it is (no sagging).
+    lin, ang = twist.config.twist_limits
+    np.testing.assert_array_equal(twist.clip_action(np.array([9.0, -9, 0, 9, 0, -9])), [lin, -lin, 0, ang, 0, -ang])
+    env = twist.make_env(twist.tasks("test")[0], 0, render=False)
+    env.reset()
+    start = env.tip_position()
+    for _ in range(20):
+        env.step(np.zeros(6))
+    assert np.linalg.norm(env.tip_position() - start) < 0.005
+    env.step(np.array([0.2, 0, 0, 0, 0, 0]))
+    env.step(np.array([0.2, 0, 0, 0, 0, 0]))
+    assert 0.1 < float(twist_velocity(env)[0]) < 0.3  # moving along +x at about the commanded speed
+    with pytest.raises(ValueError, match="6 finite numbers"):
+        env.step(np.zeros(7))
+    with pytest.raises(TaskError, match="action_space must be one of"):
+        PushingConfig(action_space="joint_velocity")
+    with pytest.raises(TaskError, match="below 1/physics_timestep"):
+        PushingConfig(twist_gains=(600.0, 60.0))
+
+
+def twist_velocity(env: PushingEnv) -> np.ndarray:
+    """The tip's linear velocity (world frame)."""
+    jac = site_jacobian(env.model, env.data, env.tip_site, env.arm_dofs)
+    return (jac @ env.joint_velocities())[:3]
 
 
 def test_expert_noise_zero_is_deterministic_and_noise_varies_demos(family: PushingFamily) -> None:
@@ -350,14 +393,17 @@ def test_demo_target_is_behind_the_demonstrated_object_not_at_the_goal(family: P
     np.testing.assert_allclose(family.demo_target(high), [0.55, -0.1])
 
 
-@pytest.mark.parametrize("perturb_std", [0.0, 0.2])
-def test_a_demo_bags_torques_replayed_from_its_trial_seed_reproduce_it(
-    family: PushingFamily, tmp_path: Path, perturb_std: float
+@pytest.mark.parametrize(
+    ("perturb_std", "action_space"), [(0.0, "joint_effort"), (0.2, "joint_effort"), (0.0, "ee_twist")]
+)
+def test_a_demo_bags_actions_replayed_from_its_trial_seed_reproduce_it(
+    tmp_path: Path, perturb_std: float, action_space: str
 ) -> None:
     """What a policy learns from is what the robot did: the bag's actions, applied from the same trial
     seed, retrace the recorded states and end in the same success (no hidden noise between the
     recorded command and the applied one, no state lost in the bag round trip). In a perturbed
     (DART) demo the applied torques are the recorded actions, and the expert's labels differ."""
+    family = PushingFamily(PushingConfig(action_space=action_space))
     task = family.tasks("train")[3]
     env = family.make_env(task, 77, render=True)
     perturb = GaussianPerturbation(family, perturb_std, 5) if perturb_std else None

@@ -17,6 +17,11 @@ Policy inputs are a 125x125 RGB image from a fixed camera and the state (joint a
 pusher tip position); actions are 7 joint torques in [-1, 1], scaled by each motor's gear. The paper's
 experts were per-task TRPO policies; here a scripted operational-space pusher with privileged state plays
 that role (see :class:`PushingExpert`).
+
+``PushingConfig.action_space = "ee_twist"`` swaps the torques for the interface the product drives the
+PR2 with (and placing uses): a 6-D tool twist (linear m/s, angular rad/s), tracked by a stiff Cartesian
+velocity controller that runs inside the env at the physics rate, as a robot's own controller would.
+The expert is the same, sending the tip velocity and paddle turn it would otherwise turn into torques.
 """
 
 from __future__ import annotations
@@ -77,6 +82,9 @@ REACH_X, REACH_Y = (0.40, 0.67), (-0.50, 0.10)  # pre-push points
 PUSH_DISTANCE = (0.12, 0.20)  # each object's start to the goal
 PRE_PUSH_STANDOFF = 0.035  # free space between the target's bounding circle and the tip before a push
 PATH_CLEARANCE = 0.015  # free space between the distractor and the path the target and paddle sweep
+ACTION_SPACES = ("joint_effort", "ee_twist")
+# Null-space posture gains (1/s^2, 1/s): the redundant elbow is held near the start posture.
+KQ, KQD = 20.0, 8.0
 CAMERA_POS = np.array([0.98, -0.21, 1.58])
 CAMERA_TARGET = np.array([0.52, -0.21, TABLE_Z])
 
@@ -104,6 +112,10 @@ class PushingConfig:
     tasks_per_split: tuple[int, int, int] = (420, 36, 74)  # train, val, test (74: the paper's test tasks)
     task_seed: int = 11
     expert_action_noise: float = 0.04  # std of the expert's per-step torque noise (action units) at noise=1
+    action_space: str = "joint_effort"  # or "ee_twist": tool twist tracked by an in-env Cartesian controller
+    twist_limits: tuple[float, float] = (0.4, 2.0)  # ee_twist: largest linear (m/s) / angular (rad/s) command
+    twist_gains: tuple[float, float] = (200.0, 60.0)  # ee_twist controller: linear / angular velocity gain, 1/s
+    expert_twist_noise: float = 0.01  # ee_twist: std of the expert's per-step velocity noise (m/s, rad/s)
 
     def __post_init__(self) -> None:
         for name in (
@@ -123,6 +135,13 @@ class PushingConfig:
             check_positive(name, getattr(self, name))
         for split, n in zip(SPLITS, self.tasks_per_split, strict=True):
             check_positive(f"tasks_per_split[{split}]", n)
+        if self.action_space not in ACTION_SPACES:
+            raise TaskError(f"action_space must be one of {', '.join(ACTION_SPACES)}, got {self.action_space!r}")
+        for name, pair in (("twist_limits", self.twist_limits), ("twist_gains", self.twist_gains)):
+            for k, v in enumerate(pair):
+                check_positive(f"{name}[{k}]", v)
+        if self.twist_gains[0] * self.physics_timestep >= 1.0 or self.twist_gains[1] * self.physics_timestep >= 1.0:
+            raise TaskError(f"twist_gains {self.twist_gains} must stay below 1/physics_timestep to be stable")
         if self.episode_steps < self.horizon:
             raise TaskError(f"episode has {self.episode_steps} control steps, fewer than horizon {self.horizon}")
         if self.success_steps > self.episode_steps:
@@ -409,8 +428,18 @@ class PushingEnv(Env):
 
     # -- stepping -------------------------------------------------------------------------------
     def step(self, action: np.ndarray) -> Observation:
-        self.data.ctrl[:] = self.family.clip_action(np.asarray(action, dtype=np.float64))
-        mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
+        command = self.family.clip_action(np.asarray(action, dtype=np.float64))
+        if self.family.action_kind == "ee_twist":
+            kv, kw = self.config.twist_gains
+            for _ in range(self.config.substeps):  # the robot's Cartesian controller, at the physics rate
+                jac = site_jacobian(self.model, self.data, self.tip_site, self.arm_dofs)
+                twist = jac @ self.data.qvel[self.arm_dofs]
+                acc = np.concatenate([kv * (command[:3] - twist[:3]), kw * (command[3:] - twist[3:])])
+                self.data.ctrl[:] = saturate(resolved_acceleration_torques(self, jac, acc) / GEAR)
+                mujoco.mj_step(self.model, self.data)
+        else:
+            self.data.ctrl[:] = command
+            mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
         self._t += self.config.substeps * self.config.physics_timestep
         if self.target_on_goal():
             self.on_goal_steps += 1
@@ -527,7 +556,6 @@ class PushingExpert:
     KP_TO_VEL = 5.0  # 1/s: position error -> desired velocity
     KR, KW = 150.0, 25.0  # orientation stiffness / damping (1/s^2, 1/s)
     MAX_ROT_ERROR = 0.4  # rad: larger yaw errors are closed at a bounded rate, not with a torque spike
-    KQ, KQD = 20.0, 8.0  # null-space posture gains
     LAT_GAIN = 8.0  # 1/s: lateral re-alignment onto the goal line while pushing
     CIRCLE_BELOW = 0.7  # cos of the paddle's angle off the line behind the target that starts a circle
     ALIGN_BAND = 0.15  # forward speed ramps up as that cosine exceeds CIRCLE_BELOW by this much
@@ -642,26 +670,39 @@ class PushingExpert:
         env = self.env
         if self._planned_for != env.episode_id:
             self._plan()
-        m, d = env.model, env.data
-        dofs = env.arm_dofs
         v_des = self._desired_velocity()
-        jac = site_jacobian(m, d, env.tip_site, dofs)
-        qd = d.qvel[dofs]
-        twist = jac @ qd
+        if env.family.action_kind == "ee_twist":  # what the tip should do; the env's controller tracks it
+            twist = np.concatenate([v_des, (self.KR / self.KW) * self._rotation_error()])
+            twist += self.noise * self.rng.normal(0.0, env.config.expert_twist_noise, size=6)
+            return env.family.clip_action(twist).astype(np.float32)
+        jac = site_jacobian(env.model, env.data, env.tip_site, env.arm_dofs)
+        twist = jac @ env.data.qvel[env.arm_dofs]
         acc = np.concatenate([self.KV * (v_des - twist[:3]), self.KR * self._rotation_error() - self.KW * twist[3:]])
-        qdd = dls_solve(jac, acc, damping=0.05)
-        null = np.eye(7) - dls_solve(jac, np.eye(6), damping=0.05) @ jac
-        qdd += null @ (self.KQ * (HOME_QPOS - d.qpos[env.arm_qadr]) - self.KQD * qd)
-        full_m = np.zeros((m.nv, m.nv))
-        mujoco.mj_fullM(m, d, full_m)
-        tau = full_m[np.ix_(dofs, dofs)] @ qdd + d.qfrc_bias[dofs] - d.qfrc_passive[dofs]
+        tau = resolved_acceleration_torques(env, jac, acc)
         if self.phase == "push" and env.pusher_touches("target"):
             tau += jac[:3].T @ np.array([*(self.push_force * self.push_dir), 0.0])
         action = tau / GEAR + self.noise * self.rng.normal(0.0, env.config.expert_action_noise, size=7)
-        peak = float(np.max(np.abs(action)))
-        if peak > 1.0:  # keep the direction of the torque vector when a motor saturates
-            action /= peak
-        return action.astype(np.float32)
+        return saturate(action).astype(np.float32)
+
+
+def resolved_acceleration_torques(env: PushingEnv, jac: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """Joint torques (N m) giving the tip the task-space acceleration ``acc`` (linear, angular), with the
+    redundant elbow held near the start posture in the null space and gravity and Coriolis compensated:
+    operational-space control through the arm's mass matrix (``jac`` = the tip's 6x7 Jacobian)."""
+    m, d, dofs = env.model, env.data, env.arm_dofs
+    qd = d.qvel[dofs]
+    qdd = dls_solve(jac, acc, damping=0.05)
+    null = np.eye(7) - dls_solve(jac, np.eye(6), damping=0.05) @ jac
+    qdd += null @ (KQ * (HOME_QPOS - d.qpos[env.arm_qadr]) - KQD * qd)
+    full_m = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, d, full_m)
+    return full_m[np.ix_(dofs, dofs)] @ qdd + d.qfrc_bias[dofs] - d.qfrc_passive[dofs]
+
+
+def saturate(action: np.ndarray) -> np.ndarray:
+    """Scale a motor command into [-1, 1], keeping the direction of the torque vector when one saturates."""
+    peak = float(np.max(np.abs(action)))
+    return action / peak if peak > 1.0 else action
 
 
 # --------------------------------------------------------------------------------------------- family
@@ -684,6 +725,10 @@ class PushingFamily(TaskFamily):
     def __init__(self, config: PushingConfig | None = None) -> None:
         self.config = config or PushingConfig()
         c = self.config
+        self.action_kind = c.action_space  # type: ignore[assignment]
+        self.action_dim = 7 if c.action_space == "joint_effort" else 6
+        lin, ang = c.twist_limits
+        self.twist_limits = np.array([lin, lin, lin, ang, ang, ang])
         self.catalogue: PushCatalogue = push_catalogue(c.n_objects, c.n_val_objects, c.n_test_objects)
         self.control_rate_hz = c.control_rate_hz
         self.episode_steps = c.episode_steps
@@ -748,8 +793,16 @@ class PushingFamily(TaskFamily):
 
     def clip_action(self, action: np.ndarray) -> np.ndarray:
         if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"pushing action must be 7 finite joint torques in [-1, 1], got {action!r}")
+            what = "7 finite joint torques in [-1, 1]" if self.action_dim == 7 else "6 finite numbers (tool twist)"
+            raise ValueError(f"pushing action must be {what}, got {action!r}")
+        if self.action_kind == "ee_twist":
+            return np.clip(action, -self.twist_limits, self.twist_limits)
         return np.clip(action, -1.0, 1.0)
+
+    def random_action(self, rng: np.random.Generator) -> np.ndarray:
+        if self.action_kind == "ee_twist":
+            return rng.uniform(-self.twist_limits, self.twist_limits).astype(np.float32)
+        return super().random_action(rng)
 
     def demo_target(self, ee_poses: np.ndarray) -> np.ndarray:
         """Where the paddle first comes down to pushing height: the pre-push point behind the target.
