@@ -368,7 +368,7 @@ def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: 
 
 
 class PushingEnv(Env):
-    """One pushing trial: motor torques in, physics at ``physics_timestep``, on-goal steps counted."""
+    """One pushing trial: motor torques (or a tool twist) in, physics at ``physics_timestep``, on-goal steps counted."""
 
     def __init__(self, family: PushingFamily, task: Task, trial_seed: int, render: bool) -> None:
         self.family = family
