@@ -9,7 +9,10 @@ derived trial seed, a bounded number of times. Trial seeds depend only on (--see
 index, attempt), never on the worker count or the order demos finish in, so a dataset is reproducible
 and an interrupted run resumes where it stopped (existing bags are skipped; bags appear atomically).
 The index is rebuilt from the bags on disk after every run (even a crashed one), so it also lists
-bags of earlier runs that asked for more tasks or demos.
+bags of earlier runs that asked for more tasks or demos. A run whose --seed, --noise or --perturb differs
+from the bags already there is refused, so a directory never mixes two kinds of demos. ``--perturb STD``
+makes DART-style demos: noisy actions applied, the expert's own actions kept as labels
+(:mod:`mil_sim.perturbation`).
 """
 
 from __future__ import annotations
