@@ -240,15 +240,24 @@ class TaskFamily(ABC):
                     return t
         raise TaskError(f"unknown task id {task_id!r} for family {self.name!r}")
 
+    action_meaning = "numbers"  # what an action's entries are, for error messages
+
+    @property
+    def action_limits(self) -> np.ndarray:
+        """Symmetric per-dimension action bounds (default 1: normalised motor commands)."""
+        return np.ones(self.action_dim)
+
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
         """A uniformly random action within the family's action bounds (the paper's random policy)."""
-        return rng.uniform(-1.0, 1.0, size=self.action_dim).astype(np.float32)
+        return rng.uniform(-self.action_limits, self.action_limits).astype(np.float32)
 
     def clip_action(self, action: np.ndarray) -> np.ndarray:
-        """``action`` within the family's action bounds (default [-1, 1], the bounds of random_action)."""
+        """``action`` within the family's action bounds, after checking its shape and that it is finite."""
         if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"{self.name} action must be {self.action_dim} finite numbers, got {action!r}")
-        return np.clip(action, -1.0, 1.0)
+            raise ValueError(
+                f"{self.name} action must be {self.action_dim} finite {self.action_meaning}, got {action!r}"
+            )
+        return np.clip(action, -self.action_limits, self.action_limits)
 
 
 def check_split(split: str) -> str:

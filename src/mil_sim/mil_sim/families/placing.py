@@ -474,6 +474,7 @@ class PlacingFamily(TaskFamily):
     action_dim = 6
     state_names = (*(f"q_{n}" for n in ARM_JOINT_NAMES), "ee_x", "ee_y", "ee_z", "gripper_open")
     action_limits = np.array([MAX_LINEAR_SPEED] * 3 + [MAX_ANGULAR_SPEED] * 3)
+    action_meaning = "numbers (twist)"
 
     def __init__(self, config: PlacingConfig | None = None) -> None:
         self.config = config or PlacingConfig()
@@ -532,14 +533,6 @@ class PlacingFamily(TaskFamily):
         if not isinstance(env, PlacingEnv):
             raise TypeError("the placing expert needs a PlacingEnv")
         return PlacingExpert(env, seed, noise)
-
-    def clip_action(self, action: np.ndarray) -> np.ndarray:
-        if action.shape != (6,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"placing action must be 6 finite numbers (twist), got {action!r}")
-        return np.clip(action, -self.action_limits, self.action_limits)
-
-    def random_action(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(-self.action_limits, self.action_limits).astype(np.float32)
 
     def preprocess(self, camera_image: np.ndarray) -> np.ndarray:
         c = self.config

@@ -714,6 +714,7 @@ class PushingFamily(TaskFamily):
     name = "pushing"
     action_kind = "joint_effort"
     action_dim = 7
+    action_limits = np.ones(7)  # set per config in __init__ (twist limits under ee_twist)
     state_names = (
         *(f"q_{n}" for n in ARM_JOINT_NAMES),
         *(f"qd_{n}" for n in ARM_JOINT_NAMES),
@@ -728,7 +729,9 @@ class PushingFamily(TaskFamily):
         self.action_kind = c.action_space  # type: ignore[assignment]
         self.action_dim = 7 if c.action_space == "joint_effort" else 6
         lin, ang = c.twist_limits
-        self.twist_limits = np.array([lin, lin, lin, ang, ang, ang])
+        twist = c.action_space == "ee_twist"
+        self.action_limits = np.array([lin, lin, lin, ang, ang, ang]) if twist else np.ones(7)
+        self.action_meaning = "numbers (tool twist)" if twist else "joint torques in [-1, 1]"
         self.catalogue: PushCatalogue = push_catalogue(c.n_objects, c.n_val_objects, c.n_test_objects)
         self.control_rate_hz = c.control_rate_hz
         self.episode_steps = c.episode_steps
@@ -790,19 +793,6 @@ class PushingFamily(TaskFamily):
         if not isinstance(env, PushingEnv):
             raise TypeError("the pushing expert needs a PushingEnv")
         return PushingExpert(env, seed, noise)
-
-    def clip_action(self, action: np.ndarray) -> np.ndarray:
-        if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
-            what = "7 finite joint torques in [-1, 1]" if self.action_dim == 7 else "6 finite numbers (tool twist)"
-            raise ValueError(f"pushing action must be {what}, got {action!r}")
-        if self.action_kind == "ee_twist":
-            return np.clip(action, -self.twist_limits, self.twist_limits)
-        return np.clip(action, -1.0, 1.0)
-
-    def random_action(self, rng: np.random.Generator) -> np.ndarray:
-        if self.action_kind == "ee_twist":
-            return rng.uniform(-self.twist_limits, self.twist_limits).astype(np.float32)
-        return super().random_action(rng)
 
     def demo_target(self, ee_poses: np.ndarray) -> np.ndarray:
         """Where the paddle first comes down to pushing height: the pre-push point behind the target.

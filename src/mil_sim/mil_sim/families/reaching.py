@@ -353,10 +353,7 @@ class ReachingEnv(Env):
         return self._observe()
 
     def step(self, action: np.ndarray) -> Observation:
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (2,) or not np.all(np.isfinite(a)):
-            raise ValueError(f"reaching action must be 2 finite torques, got {action!r}")
-        self.data.ctrl[:] = np.clip(a, -1.0, 1.0)
+        self.data.ctrl[:] = self.family.clip_action(np.asarray(action, dtype=np.float64))
         mujoco.mj_step(self.model, self.data, nstep=self.config.substeps)
         mujoco.mj_kinematics(self.model, self.data)  # mj_step leaves poses one substep behind qpos
         self._distances.append(self.target_distance())
@@ -447,6 +444,7 @@ class ReachingFamily(TaskFamily):
 
     name = "reaching"
     action_kind = "joint_effort"
+    action_meaning = "torques"
     action_dim = 2
     state_names = STATE_NAMES
     camera_every = 1
