@@ -38,6 +38,7 @@ setup(
             "evaluate = mil_policy.evaluate:main",
             "diagnose = mil_policy.diagnose:main",
             "drift = mil_policy.drift:main",
+            "dagger = mil_policy.dagger:main",
             "probe_localisation = mil_policy.localisation_probe:main",
             "plot_dataset_size = mil_policy.dataset_size_plot:main",
             "policy_node = mil_policy.policy_node:main",

@@ -16,6 +16,10 @@ one bad recording never stops a build.
 Splitting happens at load time over *tasks* (never demos, or validation would measure memorisation of a
 training task): by the bags' own ``train``/``val`` split when the directory has both, else by a seeded
 fraction. Tasks of the ``test`` split are held out of both.
+
+Rollouts the learned policy drove and the expert labelled (DAgger, ``mil_policy.dagger``) sit beside the
+demos of their task; they are only ever the *evaluation* demo of a meta-batch row, never the one the
+policy adapts on, since at test time the policy adapts on a real demonstration.
 """
 
 from __future__ import annotations
@@ -43,11 +47,11 @@ from mil_policy.maml import DemoBatch
 from mil_sim.demo_bag import read_episode
 from mil_sim.families import get_family
 
-FORMAT_VERSION = 3  # bump when the cache layout or the demo -> arrays conversion changes (3: labels)
+FORMAT_VERSION = 4  # bump when the cache layout or the demo -> arrays conversion changes (3: labels, 4: adaptable)
 CACHE_DIRNAME = ".mil_cache"
 META = "meta.json"
 SKIPPED = "skipped.json"
-ARRAY_NAMES = ("images", "states", "actions", "targets", "task_index")
+ARRAY_NAMES = ("images", "states", "actions", "targets", "task_index", "adaptable")
 BAG_PREFIX = "demo_"
 
 
@@ -86,7 +90,8 @@ class MetaDataset:
     """All usable demos of a directory, as arrays (memory-mapped when loaded from the cache).
 
     images (D, T, H, W, 3) uint8; states (D, T, S) and actions (D, T, A) float32; targets (D, 2)
-    float32; task_index (D,) int64 into ``task_ids``. Demos are ordered by (task id, bag path).
+    float32; task_index (D,) int64 into ``task_ids``; adaptable (D,) bool, false for policy-driven
+    rollouts (``Episode.is_demonstration``). Demos are ordered by (task id, bag path).
     """
 
     root: Path
@@ -96,6 +101,7 @@ class MetaDataset:
     actions: np.ndarray
     targets: np.ndarray
     task_index: np.ndarray
+    adaptable: np.ndarray
     task_ids: list[str]
     task_splits: list[str]  # the split each task's bags were recorded for
     demo_paths: list[str]
@@ -104,10 +110,13 @@ class MetaDataset:
     family_config: dict[str, Any]
     horizon: int
     _demos: list[np.ndarray] = field(default_factory=list, repr=False)
+    _adaptable: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         index = np.asarray(self.task_index)
         self._demos = [np.flatnonzero(index == t) for t in range(len(self.task_ids))]
+        adaptable = np.asarray(self.adaptable, dtype=bool)
+        self._adaptable = [d[adaptable[d]] for d in self._demos]
 
     @property
     def num_demos(self) -> int:
@@ -133,6 +142,10 @@ class MetaDataset:
     def demos_of(self, task: int) -> np.ndarray:
         """Demo indices of task ``task``."""
         return self._demos[task]
+
+    def adaptable_demos_of(self, task: int) -> np.ndarray:
+        """Indices of task ``task``'s demos a policy may adapt on (real demonstrations)."""
+        return self._adaptable[task]
 
     def split_tasks(self, val_fraction: float, seed: int) -> TaskSplit:
         """Train/val tasks: the bags' own split when both exist, else a seeded fraction of the tasks."""
@@ -363,6 +376,7 @@ class _Good:
     states: np.ndarray
     actions: np.ndarray
     target: np.ndarray
+    adaptable: bool
 
 
 def _build(root: Path, bags: Sequence[Path], data: DataConfig, key: str, final: Path, progress: bool) -> None:
@@ -397,7 +411,16 @@ def _build(root: Path, bags: Sequence[Path], data: DataConfig, key: str, final: 
                 continue
             staging[len(good)] = arr.images
             good.append(
-                _Good(len(good), rel, episode.task.task_id, episode.task.split, arr.states, arr.actions, arr.target)
+                _Good(
+                    len(good),
+                    rel,
+                    episode.task.task_id,
+                    episode.task.split,
+                    arr.states,
+                    arr.actions,
+                    arr.target,
+                    episode.is_demonstration,
+                )
             )
         bar.close()
         good, task_ids, task_splits = _group_tasks(good, skipped)
@@ -434,7 +457,8 @@ def _check_dims(states: np.ndarray, actions: np.ndarray, state_dim: int, action_
 
 
 def _group_tasks(good: list[_Good], skipped: list[SkippedDemo]) -> tuple[list[_Good], list[str], list[str]]:
-    """Keep tasks with >= 2 demos (MIL pairs an adaptation demo with an evaluation demo of one task)."""
+    """Keep tasks with >= 2 demos, one of them a demonstration (MIL pairs an adaptation demo with an
+    evaluation demo of one task; only a demonstration can be adapted on)."""
     by_task: dict[str, list[_Good]] = {}
     for g in good:
         by_task.setdefault(g.task_id, []).append(g)
@@ -445,6 +469,12 @@ def _group_tasks(good: list[_Good], skipped: list[SkippedDemo]) -> tuple[list[_G
         if len(demos) < 2:
             skipped += [
                 SkippedDemo(g.path, f"only usable demo of task {task_id} (MIL needs >= 2 per task)") for g in demos
+            ]
+            continue
+        if not any(g.adaptable for g in demos):
+            skipped += [
+                SkippedDemo(g.path, f"task {task_id} has only policy-driven rollouts, no demonstration to adapt on")
+                for g in demos
             ]
             continue
         task_ids.append(task_id)
@@ -469,6 +499,7 @@ def _write_arrays(
     )
     np.save(tmp / "targets.npy", np.stack([g.target for g in good]) if good else np.zeros((0, 2), np.float32))
     np.save(tmp / "task_index.npy", np.asarray([task_of[g.task_id] for g in good], dtype=np.int64))
+    np.save(tmp / "adaptable.npy", np.asarray([g.adaptable for g in good], dtype=bool))
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
@@ -546,11 +577,14 @@ class MetaBatchSampler:
         # Its own stream: switching augmentation on or off leaves the tasks, demos and frames drawn alike.
         self.colour_rng = np.random.default_rng([seed, 1])
         need = shots + 1
-        self.tasks = np.asarray([t for t in tasks if len(dataset.demos_of(t)) >= need], dtype=np.int64)
+        self.tasks = np.asarray(
+            [t for t in tasks if len(dataset.demos_of(t)) >= need and len(dataset.adaptable_demos_of(t)) >= shots],
+            dtype=np.int64,
+        )
         if meta_batch > len(self.tasks):
             raise DatasetError(
                 f"maml.meta_batch={meta_batch} needs {meta_batch} distinct {name} tasks with at least {need} "
-                f"demos each (shots={shots} + 1 evaluation demo), but the {name} split has only "
+                f"demos each (shots={shots} demonstrations + 1 evaluation demo), but the {name} split has only "
                 f"{len(self.tasks)} such tasks (of {len(tasks)}); lower maml.meta_batch or add tasks/demos"
             )
         if frames_per_demo is not None and not 1 <= frames_per_demo <= dataset.horizon:
@@ -559,7 +593,7 @@ class MetaBatchSampler:
     def sample_indices(self) -> MetaBatchIndices:
         m, need = self.meta_batch, self.shots + 1
         tasks = self.rng.choice(self.tasks, size=m, replace=False)
-        demos = np.stack([self.rng.choice(self.dataset.demos_of(int(t)), size=need, replace=False) for t in tasks])
+        demos = np.stack([self._demos_for(int(t)) for t in tasks])
         frames = None
         T, f = self.dataset.horizon, self.frames_per_demo
         if f is not None and f < T:
@@ -571,6 +605,16 @@ class MetaBatchSampler:
             frames = np.sort(np.concatenate([np.broadcast_to(np.array(ends), (m, need, len(ends))), rest], -1), -1)
         colour = random_colour_transforms(self.colour_rng, m) if self.colour_augmentation else None
         return MetaBatchIndices(tasks, demos, frames, colour)
+
+    def _demos_for(self, task: int) -> np.ndarray:
+        """``shots`` distinct demonstrations to adapt on, then an evaluation demo of any kind (DAgger
+        rollouts included). A task of demonstrations only draws exactly as before DAgger data existed."""
+        demos, adaptable = self.dataset.demos_of(task), self.dataset.adaptable_demos_of(task)
+        if len(adaptable) == len(demos):
+            return self.rng.choice(demos, size=self.shots + 1, replace=False)
+        adapt = self.rng.choice(adaptable, size=self.shots, replace=False)
+        rest = np.setdiff1d(demos, adapt)
+        return np.concatenate([adapt, self.rng.choice(rest, size=1)])
 
     def load(self, idx: MetaBatchIndices, part: slice | None = None) -> tuple[DemoBatch, DemoBatch]:
         """(adaptation demos (m, shots, ...), evaluation demos (m, 1, ...)) for tasks ``part``."""

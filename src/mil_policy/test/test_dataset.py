@@ -25,6 +25,7 @@ from mil_policy.dataset import (
 )
 from mil_policy.demo_arrays import demo_arrays
 from mil_sim import generate
+from mil_sim.core import DRIVEN_BY, DRIVEN_BY_POLICY
 from mil_sim.demo_bag import read_episode, write_episode
 from mil_sim.families import get_family
 
@@ -152,6 +153,37 @@ def test_perturbed_demos_train_on_their_labels_not_the_applied_actions(train_onl
     steps = demo_arrays(episode, T, get_family("reaching")).steps
     np.testing.assert_array_equal(ds.actions[i], labels[steps])
     assert not np.array_equal(ds.actions[i], episode.actions[steps])
+
+
+def test_policy_driven_rollouts_are_never_adapted_on_and_a_task_of_only_those_is_skipped(train_only: Path) -> None:
+    """DAgger rollouts (``driven_by: policy``) supervise as evaluation demos; at test time a policy adapts
+    on a real demonstration, so training must never adapt on one, and a task without any is unusable."""
+    tasks = sorted(p for p in (train_only / "reaching" / "train").iterdir() if p.is_dir())
+
+    def mark(bag: Path) -> None:
+        episode = read_episode(bag)
+        shutil.rmtree(bag)
+        metadata = {**episode.metadata, DRIVEN_BY: DRIVEN_BY_POLICY}
+        write_episode(bag, dataclasses.replace(episode, metadata=metadata), get_family("reaching").state_names)
+
+    for bag in (tasks[0] / "demo_1", tasks[0] / "demo_2", *tasks[1].glob("demo_*")):
+        mark(bag)
+    ds = load_dataset(train_only, DATA, progress=False)
+    assert ds.num_tasks == 2 and ds.num_demos == 6  # task 1 skipped
+    assert any("no demonstration to adapt on" in s.reason for s in ds.skipped)
+    first = ds.task_ids.index(read_episode(tasks[0] / "demo_0").task.task_id)
+    only_demo = ds.demo_paths.index((tasks[0] / "demo_0").relative_to(train_only).as_posix())
+    assert ds.adaptable_demos_of(first).tolist() == [only_demo]
+    sampler = MetaBatchSampler(ds, range(ds.num_tasks), meta_batch=2, shots=1, seed=0)
+    evaluated = set()
+    for _ in range(30):
+        idx = sampler.sample_indices()
+        row = idx.demos[list(idx.tasks).index(first)]
+        assert row[0] == only_demo and row[1] != only_demo
+        evaluated.add(int(row[1]))
+    assert len(evaluated) == 2  # both rollouts serve as evaluation demos
+    with pytest.raises(DatasetError, match="demonstrations"):
+        MetaBatchSampler(ds, range(ds.num_tasks), meta_batch=2, shots=2, seed=0)  # task 0 has one
 
 
 def test_broken_demos_are_skipped_and_reported(train_only: Path, capsys: pytest.CaptureFixture) -> None:

@@ -77,6 +77,10 @@ class Observation:
     time: float  # seconds since reset
 
 
+DRIVEN_BY = "driven_by"  # Episode.metadata key: who chose the applied actions
+DRIVEN_BY_POLICY = "policy"  # ... a learned policy (DAgger data); absent or anything else: a demonstrator
+
+
 @dataclass
 class Episode:
     """A recorded rollout at the control rate (the raw stream a teleop recording would also give).
@@ -105,6 +109,13 @@ class Episode:
     success: bool
     metadata: dict[str, object] = field(default_factory=dict)
     labels: np.ndarray | None = None  # (N, A) float32, or None: the applied actions are the labels
+
+    @property
+    def is_demonstration(self) -> bool:
+        """False for a rollout the learned policy drove with the expert's labels (DAgger,
+        :class:`mil_sim.perturbation.PolicyTakeover`): its labels supervise, but it does not show the task
+        being done, so it must never be the demo a policy adapts to."""
+        return self.metadata.get(DRIVEN_BY) != DRIVEN_BY_POLICY
 
     @property
     def targets(self) -> np.ndarray:

@@ -9,7 +9,8 @@ import numpy as np
 from mil_sim.core import Env, Episode, Observation, TaskFamily
 
 Policy = Callable[[Observation], np.ndarray]
-Perturb = Callable[[np.ndarray], np.ndarray]  # chosen action -> applied action (mil_sim.perturbation)
+# (observation, chosen action) -> applied action: DART noise or a DAgger policy takeover (mil_sim.perturbation)
+Perturb = Callable[[Observation, np.ndarray], np.ndarray]
 
 
 def run_episode(
@@ -24,7 +25,8 @@ def run_episode(
     """Reset ``env``, run ``policy`` for the family's episode length, end the episode, score it.
 
     Camera frames are rendered every ``family.camera_every`` control steps (only when
-    ``record_images``), which is what a teleop recording at a lower camera rate looks like.
+    ``record_images``), which is what a teleop recording at a lower camera rate looks like. With
+    ``perturb``, ``policy``'s action is recorded as the label and ``perturb``'s is applied.
     """
     n = family.episode_steps if steps is None else steps
     obs = env.reset()
@@ -46,7 +48,9 @@ def run_episode(
         grip.append(env.gripper_is_open())
         labels.append(action)
         if perturb is not None:
-            action = np.asarray(perturb(action), dtype=np.float32)
+            action = np.asarray(perturb(obs, action), dtype=np.float32)
+            if action.shape != (family.action_dim,) or not np.all(np.isfinite(action)):
+                raise ValueError(f"step {i}: the perturbation applied action {action!r}")
         actions.append(action)
         obs = env.step(action)
     env.end_episode()
