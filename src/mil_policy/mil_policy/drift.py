@@ -14,7 +14,8 @@ the policy on one expert demo (as ``evaluate`` does), two rollouts of the same t
 * **expert's path**: the expert drives, the policy is asked at each of its acting steps;
 * **policy's path**: the policy drives, the expert (a fresh one, noise-free) is asked at the same steps.
 
-Small error on the expert's path and large on its own means a policy that fits its data and does not
+Both are :class:`~mil_sim.perturbation.PolicyTakeover` rollouts, the ones ``dagger`` turns into training
+data. Small error on the expert's path and large on its own means a policy that fits its data and does not
 recover; the action sizes on the policy's path tell a passive policy (small actions where the expert
 asks for large) from a runaway one. ``drift --checkpoint RUN/best --split train --tasks 4`` prints both
 by phase of the episode; ``--json`` and ``--plot`` save them.
@@ -39,8 +40,8 @@ from mil_policy.diagnose import print_and_save
 from mil_policy.evaluate import EvalSettings, EvaluationError, make_demos, trial_seeds
 from mil_policy.runner import PolicyRunner, RunnerError
 from mil_sim.core import Env, TaskFamily
-
-Act = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (camera image, state) -> action
+from mil_sim.perturbation import Act, PolicyTakeover
+from mil_sim.rollout import run_episode
 
 
 @dataclass
@@ -81,34 +82,25 @@ def path_errors(
 ) -> PathErrors:
     """Both rollouts of one trial. ``make_env`` must build the same scene each call (same trial seed).
 
-    The expert is called at every control step in both rollouts (its phase logic follows the scene); the
-    policy's action is held between its acting steps, as in ``evaluate``.
+    Each is a :class:`~mil_sim.perturbation.PolicyTakeover` rollout, DAgger's data collection: the
+    expert is asked at every control step (its phase logic follows the scene) and drives all of the
+    first (``beta = 1``), the policy all of the second (``beta = 0``), holding its action between acting
+    steps as in ``evaluate``.
     """
-    acting = set(int(i) for i in acting_steps)
 
-    def run(policy_drives: bool) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+    def run(beta: float) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
         env = make_env()
         try:
             expert = family.make_expert(env, expert_seed, 0.0)  # before reset, as run_episode has it
-            obs = env.reset()
-            policy_reset()
-            pol_actions, exp_actions = [], []
-            held: np.ndarray | None = None
-            for i in range(family.episode_steps):
-                expert_action = np.asarray(expert(obs), dtype=np.float64)
-                if i in acting or held is None:
-                    held = np.asarray(act(env.render_camera(), obs.state), dtype=np.float64)
-                    if i in acting:
-                        pol_actions.append(held)
-                        exp_actions.append(expert_action)
-                obs = env.step(held if policy_drives else expert_action)
-            env.end_episode()
-            return pol_actions, exp_actions, env.success()
+            takeover = PolicyTakeover(env, act, acting_steps, beta, seed=0, reset=policy_reset)
+            episode = run_episode(family, env, expert, record_images=False, perturb=takeover)
         finally:
             env.close()
+        steps = sorted(takeover.proposed)
+        return [takeover.proposed[i] for i in steps], [episode.targets[i] for i in steps], episode.success
 
-    pol_on, exp_on, _ = run(policy_drives=False)
-    pol_off, exp_off, success = run(policy_drives=True)
+    pol_on, exp_on, _ = run(beta=1.0)
+    pol_off, exp_off, success = run(beta=0.0)
 
     def sq(a: list[np.ndarray]) -> np.ndarray:
         return np.sum(np.square(np.stack(a)), axis=-1)

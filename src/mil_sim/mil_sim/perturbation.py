@@ -51,6 +51,8 @@ class PolicyTakeover:
     is the label (``run_episode(policy=expert, perturb=takeover)``). ``beta = 0`` is pure on-policy
     data; a small ``beta`` keeps early, poor policies from spending whole episodes far off any useful
     state. One instance per episode: it counts the steps and holds the policy's last action.
+    ``proposed`` keeps what the policy asked for at each acting step, so ``beta = 1`` measures the
+    policy on the expert's own path (``drift``).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class PolicyTakeover:
         self.held: np.ndarray | None = None
         self.expert_drives = True
         self.policy_steps = 0  # control steps the policy drove, for the episode's metadata
+        self.proposed: dict[int, np.ndarray] = {}  # acting step -> the policy's action, whoever drove
         reset()  # the policy's per-episode state (e.g. an LSTM's), as at the start of an evaluation trial
 
     def __call__(self, obs: Observation, label: np.ndarray) -> np.ndarray:
@@ -75,6 +78,8 @@ class PolicyTakeover:
             self.expert_drives = bool(self.rng.random() < self.beta)
             # Asked even when the expert drives, so a policy with memory (the LSTM) sees every frame.
             self.held = np.asarray(self.act(self.env.render_camera(), obs.state), dtype=np.float32)
+            if i in self.acting:
+                self.proposed[i] = self.held
         if self.expert_drives:
             return np.asarray(label, dtype=np.float32)
         self.policy_steps += 1
