@@ -54,6 +54,7 @@ class PathErrors:
     policy_size_off: np.ndarray  # |policy action|^2 on its own path
     expert_size_off: np.ndarray  # |expert action|^2 the expert asks for on the policy's path
     success: bool  # the policy's own rollout succeeded
+    by_dim: dict[str, np.ndarray]  # BY_DIM name -> (A,) squared values per action dim, mean over steps
 
 
 @dataclass
@@ -70,6 +71,11 @@ class Drift:
     policy_size_off: list[float]
     expert_size_off: list[float]
     successes: int
+    by_dim: dict[str, list[float]]  # per action dimension, mean over trials and acting steps
+
+
+# Per action dimension: which entries of the action the error is in (a tool twist mixes m/s and rad/s).
+BY_DIM = ("expert path error", "policy path error", "|expert|^2 on policy path", "|policy|^2 own path")
 
 
 def path_errors(
@@ -105,13 +111,19 @@ def path_errors(
     def sq(a: list[np.ndarray]) -> np.ndarray:
         return np.sum(np.square(np.stack(a)), axis=-1)
 
+    def per_dim(a: list[np.ndarray]) -> np.ndarray:
+        return np.mean(np.square(np.stack(a)), axis=0)
+
+    on_diff = [p - e for p, e in zip(pol_on, exp_on, strict=True)]
+    off_diff = [p - e for p, e in zip(pol_off, exp_off, strict=True)]
     return PathErrors(
-        on_path_error=sq([p - e for p, e in zip(pol_on, exp_on, strict=True)]),
-        off_path_error=sq([p - e for p, e in zip(pol_off, exp_off, strict=True)]),
+        on_path_error=sq(on_diff),
+        off_path_error=sq(off_diff),
         expert_size_on=sq(exp_on),
         policy_size_off=sq(pol_off),
         expert_size_off=sq(exp_off),
         success=success,
+        by_dim=dict(zip(BY_DIM, map(per_dim, (on_diff, off_diff, exp_off, pol_off)), strict=True)),
     )
 
 
@@ -154,6 +166,7 @@ def measure_drift(runner: PolicyRunner, checkpoint: str, split: str, tasks: int,
         policy_size_off=mean("policy_size_off"),
         expert_size_off=mean("expert_size_off"),
         successes=sum(t.success for t in trials),
+        by_dim={k: [round(float(v), 6) for v in np.mean([t.by_dim[k] for t in trials], axis=0)] for k in BY_DIM},
     )
 
 
@@ -184,6 +197,10 @@ def report(d: Drift) -> str:
         )
     on, off = np.mean(d.on_path_error), np.mean(d.off_path_error)
     rows.append(f"all steps: expert's path {on:.4f}, policy's path {off:.4f} ({off / max(on, 1e-12):.1f}x)")
+    rows.append("by action dimension, mean over all steps:")
+    rows.append(f"{'dim':>5}  " + "  ".join(f"{k:>25}" for k in BY_DIM))
+    for j in range(len(d.by_dim[BY_DIM[0]])):
+        rows.append(f"{j:>5}  " + "  ".join(f"{d.by_dim[k][j]:>25.4f}" for k in BY_DIM))
     return "\n".join(rows)
 
 

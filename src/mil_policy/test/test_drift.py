@@ -46,6 +46,10 @@ def test_a_still_policy_is_measured_on_both_paths(family) -> None:
     late = slice(STEPS * 3 // 4, None)
     assert r.expert_size_off[late].mean() > 10 * r.expert_size_on[late].mean()
     assert r.expert_size_off[0] == pytest.approx(r.expert_size_on[0])  # same scene, same first state
+    # Per dimension, the summed errors split over the action's entries.
+    assert r.by_dim["policy path error"].shape == (family.action_dim,)
+    assert r.by_dim["policy path error"].sum() == pytest.approx(r.off_path_error.mean())
+    np.testing.assert_allclose(r.by_dim["policy path error"], r.by_dim["|expert|^2 on policy path"])
 
 
 def test_the_policy_acts_only_at_its_acting_steps_and_holds_its_action(family) -> None:
@@ -91,6 +95,7 @@ def test_cli_adapts_then_reports_table_json_and_plot(tmp_path: Path, capsys: pyt
     for key in ("on_path_error", "off_path_error", "expert_size_on", "policy_size_off", "expert_size_off"):
         assert len(d[key]) == 6 and all(np.isfinite(d[key]))
     assert out_png.stat().st_size > 10_000
+    assert "by action dimension" in text and all(len(v) == 2 for v in d["by_dim"].values())
 
 
 def test_cli_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
