@@ -51,7 +51,8 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 def bc_loss(out: PolicyOutput, actions: torch.Tensor, targets: torch.Tensor | None, config: MilConfig) -> torch.Tensor:
     """MIL's outer loss (behaviour cloning + weighted target regression), so all methods share supervision."""
-    loss = action_loss(out.actions, actions, config.maml.loss, config.maml.loss_scale)
+    m = config.maml
+    loss = action_loss(out.actions, actions, m.loss, m.loss_scale, m.action_weights)
     if out.target is not None and targets is not None:
         loss = loss + config.maml.target_loss_weight * mse_loss(out.target, targets)
     return loss

@@ -127,6 +127,11 @@ class MamlConfig:
     # is so small that adaptation changes nothing (measured on reaching: docs/results.md). For placing
     # (no code released) the presets use horizon x action_dim, equation 2's per-demo sum.
     loss_scale: float = 1.0
+    # Per action dimension weights of the action loss (normalised to mean 1, so loss_scale keeps its
+    # meaning), or None: all 1. Why: an action of mixed units, e.g. a tool twist in m/s and rad/s with
+    # limits 0.4 and 2.0, gives an unweighted squared error 25x less say to where the tip goes than to
+    # how it turns; weights of 1 / limit^2 make every dimension count by its share of its range.
+    action_weights: list[float] | None = None
 
     def inner_lr_of(self, param_name: str) -> float:
         """inner_lr times the inner_lr_scale entry of the longest prefix of ``param_name`` (1 if none)."""
@@ -141,6 +146,10 @@ class MamlConfig:
             raise ConfigError(f"maml.inner_lr_scale values must be numbers >= 0, got {bad}")
         if self.meta_batch <= 0 or self.shots <= 0 or self.meta_lr <= 0:
             raise ConfigError("maml.meta_batch, maml.shots and maml.meta_lr must be positive")
+        if self.action_weights is not None and (
+            not self.action_weights or not all(isinstance(w, int | float) and w > 0 for w in self.action_weights)
+        ):
+            raise ConfigError(f"maml.action_weights must be positive numbers, got {self.action_weights}")
         if self.demo_inputs != "full" and self.inner_loss != "learned_no_actions":
             raise ConfigError(
                 f"demo_inputs={self.demo_inputs!r} has no actions to imitate: it needs "
@@ -214,6 +223,11 @@ class MilConfig:
     def __post_init__(self) -> None:
         if self.maml.inner_loss != "bc" and not self.network.two_head:
             raise ConfigError(f"inner_loss={self.maml.inner_loss!r} needs network.two_head=true (section 4.1)")
+        weights = self.maml.action_weights
+        if weights is not None and len(weights) != self.network.action_dim:
+            raise ConfigError(
+                f"maml.action_weights has {len(weights)} entries, network.action_dim is {self.network.action_dim}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

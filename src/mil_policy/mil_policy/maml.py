@@ -15,6 +15,7 @@ after another: the readable reference) and ``vmap`` (torch.func: the inner loop 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -56,18 +57,25 @@ class DemoBatch:
         )
 
 
-def action_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, scale: float = 1.0) -> torch.Tensor:
+def action_loss(
+    pred: torch.Tensor, target: torch.Tensor, kind: str, scale: float = 1.0, weights: Sequence[float] | None = None
+) -> torch.Tensor:
     """Equation 2, or the placing l1 + l2/100 mix, as ``scale`` x the mean over frames and action dims.
 
     A mean keeps the loss independent of how many frames a meta-iteration samples (training may use a
     subset, adaptation at test time uses the whole demo); ``scale`` restores the magnitude the paper's
-    step sizes were tuned for (see ``MamlConfig.loss_scale``).
+    step sizes were tuned for (see ``MamlConfig.loss_scale``). ``weights`` (one per action dimension,
+    normalised to mean 1) weigh the dimensions (``MamlConfig.action_weights``).
     """
-    if kind == "mse":
-        return scale * F.mse_loss(pred, target)
-    if kind == "l1l2":
-        return scale * (F.l1_loss(pred, target) + 0.01 * F.mse_loss(pred, target))
-    raise ValueError(f"unknown loss {kind!r}")
+    if kind not in ("mse", "l1l2"):
+        raise ValueError(f"unknown loss {kind!r}")
+    diff = pred - target
+    w = 1.0
+    if weights is not None:
+        w = torch.as_tensor(weights, dtype=diff.dtype, device=diff.device)
+        w = w / w.mean()
+    sq = (diff.square() * w).mean()
+    return scale * (sq if kind == "mse" else (diff.abs() * w).mean() + 0.01 * sq)
 
 
 class MetaLearner:
@@ -104,9 +112,9 @@ class MetaLearner:
         states = torch.zeros_like(demo.states) if cfg.demo_inputs == "video_only" else demo.states
         out = self._forward(params, demo.images, states)
         if cfg.inner_loss == "bc":
-            loss = action_loss(out.actions, demo.actions, cfg.loss, cfg.loss_scale)
+            loss = action_loss(out.actions, demo.actions, cfg.loss, cfg.loss_scale, cfg.action_weights)
         elif cfg.inner_loss == "learned_bc":
-            loss = action_loss(out.pre_head, demo.actions, cfg.loss, cfg.loss_scale)
+            loss = action_loss(out.pre_head, demo.actions, cfg.loss, cfg.loss_scale, cfg.action_weights)
         else:  # learned_no_actions: ||W y_t + b||^2
             loss = cfg.loss_scale * out.pre_head.pow(2).mean()
         if cfg.demo_inputs != "video_only":
@@ -116,7 +124,8 @@ class MetaLearner:
     def outer_loss(self, params: Params, demo: DemoBatch) -> torch.Tensor:
         """Imitation loss of the adapted policy on the held-out demo of the same task."""
         out = self._forward(params, demo.images, demo.states)
-        loss = action_loss(out.actions, demo.actions, self.config.loss, self.config.loss_scale)
+        cfg = self.config
+        loss = action_loss(out.actions, demo.actions, cfg.loss, cfg.loss_scale, cfg.action_weights)
         return loss + self.target_loss(out, demo.targets)
 
     def target_loss(self, out: PolicyOutput, targets: torch.Tensor | None) -> torch.Tensor | float:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from mil_policy.config import ConfigError, ConvLayer, MamlConfig, MilConfig, NetworkConfig
-from mil_policy.maml import DemoBatch, MetaLearner, parameters_of
+from mil_policy.maml import DemoBatch, MetaLearner, action_loss, parameters_of
 from mil_policy.network import PolicyNetwork, PolicyOutput, SpatialSoftArgmax
 
 
@@ -329,3 +329,24 @@ def test_loss_scale_turns_the_mean_into_equation_2s_sum() -> None:
     summed = MetaLearner(net, MamlConfig(loss="mse", loss_scale=3.0)).inner_loss(parameters_of(net), demo)
     assert summed.item() == pytest.approx(sum((0.5 * x) ** 2 for x in (1.0, 2.0, 3.0)))
     assert summed.item() == pytest.approx(3.0 * plain.item())
+
+
+def test_action_weights_weigh_each_dimension_by_their_share_of_mean_one() -> None:
+    """A twist in m/s and rad/s: weights 1 / limit^2 make a full-range error count alike in every dim."""
+    pred = torch.tensor([[0.4, 0.0], [0.0, 2.0]])  # a full-range linear error, then a full-range angular one
+    target = torch.zeros(2, 2)
+    plain = action_loss(pred, target, "mse")
+    assert plain.item() == pytest.approx((0.4**2 + 2.0**2) / 4)  # the angular error dominates 25:1
+    w = [1 / 0.4**2, 1 / 2.0**2]
+    weighted = action_loss(pred, target, "mse", weights=w)
+    per_dim = [0.4**2 * w[0], 2.0**2 * w[1]]
+    assert weighted.item() == pytest.approx(sum(per_dim) / 4 / (sum(w) / 2))
+    assert per_dim[0] == pytest.approx(per_dim[1])
+    # Equal weights change nothing, whatever their size; l1l2 weighs both of its terms.
+    assert action_loss(pred, target, "l1l2", 2.0, [7.0, 7.0]).item() == pytest.approx(
+        action_loss(pred, target, "l1l2", 2.0).item()
+    )
+    with pytest.raises(ConfigError, match="positive"):
+        MamlConfig(action_weights=[1.0, 0.0])
+    with pytest.raises(ConfigError, match="action_dim"):
+        MilConfig(network=NetworkConfig(action_dim=6), maml=MamlConfig(action_weights=[1.0, 2.0]))
