@@ -74,8 +74,22 @@ class Drift:
     by_dim: dict[str, list[float]]  # per action dimension, mean over trials and acting steps
 
 
-# Per action dimension: which entries of the action the error is in (a tool twist mixes m/s and rad/s).
-BY_DIM = ("expert path error", "policy path error", "|expert|^2 on policy path", "|policy|^2 own path")
+# Per action dimension: which entries of the action the error is in (a tool twist mixes m/s and rad/s),
+# and how often the expert asks for the limit there: a saturated expert is a bang-bang label, whose sign
+# a policy must get right from the image with no graded signal in between.
+BY_DIM = (
+    "expert path error",
+    "policy path error",
+    "|expert|^2 on policy path",
+    "|policy|^2 own path",
+    "expert at limit, its path",
+    "expert at limit, policy path",
+)
+
+
+def at_limit_share(actions: Sequence[np.ndarray], limits: np.ndarray) -> np.ndarray:
+    """Per dimension, the share of ``actions`` at (within 1% of) the family's action limit."""
+    return np.mean(np.abs(np.stack(actions)) >= 0.99 * np.asarray(limits), axis=0)
 
 
 def path_errors(
@@ -116,6 +130,12 @@ def path_errors(
 
     on_diff = [p - e for p, e in zip(pol_on, exp_on, strict=True)]
     off_diff = [p - e for p, e in zip(pol_off, exp_off, strict=True)]
+    limits = family.action_limits
+    per_dim_values = [
+        *map(per_dim, (on_diff, off_diff, exp_off, pol_off)),
+        at_limit_share(exp_on, limits),
+        at_limit_share(exp_off, limits),
+    ]
     return PathErrors(
         on_path_error=sq(on_diff),
         off_path_error=sq(off_diff),
@@ -123,7 +143,7 @@ def path_errors(
         policy_size_off=sq(pol_off),
         expert_size_off=sq(exp_off),
         success=success,
-        by_dim=dict(zip(BY_DIM, map(per_dim, (on_diff, off_diff, exp_off, pol_off)), strict=True)),
+        by_dim=dict(zip(BY_DIM, per_dim_values, strict=True)),
     )
 
 
@@ -198,9 +218,9 @@ def report(d: Drift) -> str:
     on, off = np.mean(d.on_path_error), np.mean(d.off_path_error)
     rows.append(f"all steps: expert's path {on:.4f}, policy's path {off:.4f} ({off / max(on, 1e-12):.1f}x)")
     rows.append("by action dimension, mean over all steps:")
-    rows.append(f"{'dim':>5}  " + "  ".join(f"{k:>25}" for k in BY_DIM))
+    rows.append(f"{'dim':>5}  " + "  ".join(f"{k:>28}" for k in BY_DIM))
     for j in range(len(d.by_dim[BY_DIM[0]])):
-        rows.append(f"{j:>5}  " + "  ".join(f"{d.by_dim[k][j]:>25.4f}" for k in BY_DIM))
+        rows.append(f"{j:>5}  " + "  ".join(f"{d.by_dim[k][j]:>28.4f}" for k in BY_DIM))
     return "\n".join(rows)
 
 
