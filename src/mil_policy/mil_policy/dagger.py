@@ -109,29 +109,31 @@ def collect(runner: PolicyRunner, checkpoint: str, demos: Path, s: Settings) -> 
     summary, shares = Summary(), []
     eval_settings = EvalSettings(tasks=s.tasks, trials=s.rollouts, split=s.split, seed=s.seed)
     bar = tqdm(total=s.tasks * s.rollouts, desc=f"dagger round {s.round}", unit="rollout", file=sys.stderr)
-    for t in range(s.tasks):
-        task = split_tasks[t]
-        paths = [rollout_path(demos, family.name, task, s.round, k) for k in range(s.rollouts)]
-        todo = [k for k, p in enumerate(paths) if not p.exists()]
-        summary.existing += s.rollouts - len(todo)
-        bar.update(s.rollouts - len(todo))
-        if not todo:
-            continue
-        avoid = {rollout_seeds(s.seed, t, s.round, k)[0] for k in range(s.rollouts)}
-        runner.adapt(runner.demo_of(make_demos(family, t, 1, eval_settings, avoid=avoid)))
-        for k in todo:
-            episode = labelled_rollout(runner, t, k, s)
-            episode.metadata["checkpoint"] = checkpoint
-            with suppress(FileExistsError):  # another run wrote it meanwhile
-                write_episode(paths[k], episode, family.state_names, source=SOURCE)
-                summary.written += 1
-                summary.successes += int(episode.success)
-                shares.append(float(episode.metadata["policy_share"]))
-            bar.update(1)
-            bar.set_postfix(success=f"{summary.successes}/{summary.written}")
-    bar.close()
+    try:
+        for t in range(s.tasks):
+            task = split_tasks[t]
+            paths = [rollout_path(demos, family.name, task, s.round, k) for k in range(s.rollouts)]
+            todo = [k for k, p in enumerate(paths) if not p.exists()]
+            summary.existing += s.rollouts - len(todo)
+            bar.update(s.rollouts - len(todo))
+            if not todo:
+                continue
+            avoid = {rollout_seeds(s.seed, t, s.round, k)[0] for k in range(s.rollouts)}
+            runner.adapt(runner.demo_of(make_demos(family, t, 1, eval_settings, avoid=avoid)))
+            for k in todo:
+                episode = labelled_rollout(runner, t, k, s)
+                episode.metadata["checkpoint"] = checkpoint
+                with suppress(FileExistsError):  # another run wrote it meanwhile
+                    write_episode(paths[k], episode, family.state_names, source=SOURCE)
+                    summary.written += 1
+                    summary.successes += int(episode.success)
+                    shares.append(float(episode.metadata["policy_share"]))
+                bar.update(1)
+                bar.set_postfix(success=f"{summary.successes}/{summary.written}")
+    finally:  # even after Ctrl-C, the index lists exactly the bags on disk (as generate_demos')
+        bar.close()
+        write_index(demos / family.name / s.split, family.name, s.split)
     summary.policy_share = float(np.mean(shares)) if shares else 0.0
-    write_index(demos / family.name / s.split, family.name, s.split)
     return summary
 
 
