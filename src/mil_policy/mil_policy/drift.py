@@ -75,8 +75,8 @@ class Drift:
 
 
 # Per action dimension: which entries of the action the error is in (a tool twist mixes m/s and rad/s),
-# and how often the expert asks for the limit there: a saturated expert is a bang-bang label, whose sign
-# a policy must get right from the image with no graded signal in between.
+# how often the expert asks for the limit there and how often its large commands reverse: a saturated,
+# reversing expert is a bang-bang label, whose sign a policy must get right with no graded signal.
 BY_DIM = (
     "expert path error",
     "policy path error",
@@ -84,12 +84,26 @@ BY_DIM = (
     "|policy|^2 own path",
     "expert at limit, its path",
     "expert at limit, policy path",
+    "expert reversals, its path",
+    "expert reversals, policy path",
 )
 
 
 def at_limit_share(actions: Sequence[np.ndarray], limits: np.ndarray) -> np.ndarray:
     """Per dimension, the share of ``actions`` at (within 1% of) the family's action limit."""
     return np.mean(np.abs(np.stack(actions)) >= 0.99 * np.asarray(limits), axis=0)
+
+
+def reversals(actions: Sequence[np.ndarray], limits: np.ndarray, floor: float = 0.25) -> np.ndarray:
+    """Per dimension, how often the sign of ``actions`` flips over the episode, counting only entries of
+    at least ``floor`` x the limit (a label that swings from one large command to its opposite, not one
+    dithering about zero)."""
+    a = np.stack(actions)
+    flips = []
+    for j in range(a.shape[1]):
+        signs = np.sign(a[np.abs(a[:, j]) >= floor * limits[j], j])
+        flips.append(float(np.count_nonzero(signs[1:] != signs[:-1])))
+    return np.asarray(flips)
 
 
 def path_errors(
@@ -135,6 +149,8 @@ def path_errors(
         *map(per_dim, (on_diff, off_diff, exp_off, pol_off)),
         at_limit_share(exp_on, limits),
         at_limit_share(exp_off, limits),
+        reversals(exp_on, limits),
+        reversals(exp_off, limits),
     ]
     return PathErrors(
         on_path_error=sq(on_diff),

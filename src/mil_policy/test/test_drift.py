@@ -14,7 +14,7 @@ import torch
 from mil_policy.checkpoint import save_checkpoint
 from mil_policy.config import MilConfig
 from mil_policy.demo_arrays import subsample_indices
-from mil_policy.drift import at_limit_share, main, path_errors, phases
+from mil_policy.drift import at_limit_share, main, path_errors, phases, reversals
 from mil_policy.methods import build_method
 from mil_sim.families import get_family
 
@@ -50,13 +50,17 @@ def test_a_still_policy_is_measured_on_both_paths(family) -> None:
     assert r.by_dim["policy path error"].shape == (family.action_dim,)
     assert r.by_dim["policy path error"].sum() == pytest.approx(r.off_path_error.mean())
     np.testing.assert_allclose(r.by_dim["policy path error"], r.by_dim["|expert|^2 on policy path"])
-    for key in ("expert at limit, its path", "expert at limit, policy path"):
+    for key in ("expert at limit, its path", "expert at limit, policy path"):  # shares
         assert r.by_dim[key].shape == (family.action_dim,) and ((r.by_dim[key] >= 0) & (r.by_dim[key] <= 1)).all()
 
 
-def test_at_limit_share_counts_saturated_entries_per_dimension() -> None:
+def test_at_limit_share_and_reversals_per_dimension() -> None:
+    limits = np.array([1.0, 0.4, 2.0])
     actions = [np.array([1.0, 0.2, -2.0]), np.array([-0.995, 0.0, 1.0]), np.array([0.5, -0.4, 1.99])]
-    np.testing.assert_allclose(at_limit_share(actions, np.array([1.0, 0.4, 2.0])), [2 / 3, 1 / 3, 2 / 3])
+    np.testing.assert_allclose(at_limit_share(actions, limits), [2 / 3, 1 / 3, 2 / 3])
+    # dim 0: + - + (2 reversals); dim 1: +0.2, 0.0 (below the floor), -0.4 (1); dim 2: - + + (1).
+    np.testing.assert_allclose(reversals(actions, limits), [2, 1, 1])
+    np.testing.assert_allclose(reversals([np.array([0.1]), np.array([-0.1])], np.array([1.0])), [0])  # dithering
 
 
 def test_the_policy_acts_only_at_its_acting_steps_and_holds_its_action(family) -> None:
