@@ -3,33 +3,28 @@ it writes and how training reads them."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from mil_policy.checkpoint import save_checkpoint
-from mil_policy.config import DataConfig, MilConfig
+from mil_policy.config import DataConfig
 from mil_policy.dagger import main, rollout_seeds
 from mil_policy.dataset import MetaBatchSampler, load_dataset
-from mil_policy.methods import build_method
 from mil_sim import generate
 from mil_sim.core import DRIVEN_BY, DRIVEN_BY_POLICY
 from mil_sim.demo_bag import read_episode, read_task_metadata
-from mil_sim.families import get_family
 from mil_sim.perturbation import PolicyTakeover
 from mil_sim.rollout import run_episode
 
-STEPS = 20  # reaching episodes of 1 s, as in test_drift
-FAMILY_CONFIG = {"episode_steps": STEPS}
-CONFIG = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
+STEPS = 20  # the episode length of the reaching_1s fixture (conftest)
 
 
-@pytest.fixture(scope="module")
-def family():
-    return get_family("reaching", **FAMILY_CONFIG)
+@pytest.fixture
+def family(reaching_1s):
+    assert reaching_1s.episode_steps == STEPS
+    return reaching_1s
 
 
 def _takeover_episode(family, beta: float, acting: list[int], act):
@@ -82,21 +77,14 @@ def test_beta_one_is_the_expert_and_beta_mixes_per_acting_step(family) -> None:
         PolicyTakeover(None, act, [0], 1.5, 0, lambda: None)  # type: ignore[arg-type]
 
 
-def _checkpoint(path: Path) -> Path:
-    """An untrained tiny reaching policy (train_tiny.yaml: it acts at 6 of the episode's 20 steps)."""
-    config = MilConfig.load(CONFIG)
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, family_config=FAMILY_CONFIG))
-    torch.manual_seed(0)
-    return save_checkpoint(path, build_method(config).module.state_dict(), config)
-
-
 def test_cli_writes_labelled_rollouts_beside_the_demos_that_training_never_adapts_on(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], untrained_reaching_1s: Path
 ) -> None:
+    family_config = {"episode_steps": STEPS}
     demos = tmp_path / "demos"
     gen = ["--family", "reaching", "--tasks", "2", "--demos-per-task", "2", "--out", str(demos)]
-    assert generate.main([*gen, "--family-config", '{"episode_steps": 20}']) == 0
-    ckpt = _checkpoint(tmp_path / "ckpt")
+    assert generate.main([*gen, "--family-config", json.dumps(family_config)]) == 0
+    ckpt = untrained_reaching_1s
     argv = ["--checkpoint", str(ckpt), "--demos", str(demos), "--tasks", "2", "--rollouts", "2", "--round", "1"]
     assert main([*argv, "--threads", "1"]) == 0
     assert "wrote 4 labelled rollouts (0 already there)" in capsys.readouterr().out
@@ -118,7 +106,7 @@ def test_cli_writes_labelled_rollouts_beside_the_demos_that_training_never_adapt
     assert "demo_dagger1_1" in index
 
     # Training reads them as evaluation demos only.
-    ds = load_dataset(demos, DataConfig(family="reaching", horizon=6, family_config=FAMILY_CONFIG), progress=False)
+    ds = load_dataset(demos, DataConfig(family="reaching", horizon=6, family_config=family_config), progress=False)
     assert ds.num_demos == 8 and int(ds.adaptable.sum()) == 4
     sampler = MetaBatchSampler(ds, range(ds.num_tasks), meta_batch=2, shots=1, seed=0)
     seen_eval = set()
@@ -129,11 +117,13 @@ def test_cli_writes_labelled_rollouts_beside_the_demos_that_training_never_adapt
     assert any(not ds.adaptable[d] for d in seen_eval)
 
 
-def test_cli_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], untrained_reaching_1s: Path
+) -> None:
     base = ["--demos", str(tmp_path), "--tasks", "1", "--round", "1"]
     assert main(["--checkpoint", str(tmp_path / "missing"), *base]) == 2
     assert "dagger:" in capsys.readouterr().err
-    ckpt = str(_checkpoint(tmp_path / "ckpt"))
+    ckpt = str(untrained_reaching_1s)
     assert main(["--checkpoint", ckpt, "--demos", str(tmp_path), "--tasks", "9999", "--round", "1"]) == 2
     assert "9999" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:

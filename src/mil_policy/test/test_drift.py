@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from mil_policy.checkpoint import save_checkpoint
-from mil_policy.config import MilConfig
 from mil_policy.demo_arrays import subsample_indices
 from mil_policy.drift import at_limit_share, main, path_errors, phases, reversals
-from mil_policy.methods import build_method
-from mil_sim.families import get_family
 
-STEPS = 20  # reaching episodes of 1 s, as in test_evaluate: the expert still reaches in time
-FAMILY_CONFIG = {"episode_steps": STEPS}
-CONFIG = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
+STEPS = 20  # the episode length of the reaching_1s fixture (conftest)
 
 
-@pytest.fixture(scope="module")
-def family():
-    return get_family("reaching", **FAMILY_CONFIG)
+@pytest.fixture
+def family(reaching_1s):
+    assert reaching_1s.episode_steps == STEPS
+    return reaching_1s
 
 
 def _make_env(family):
@@ -86,16 +79,10 @@ def test_phases_cover_every_step_once() -> None:
         assert all(a < b for a, b in got) and all(p[1] == q[0] for p, q in itertools.pairwise(got))
 
 
-def _checkpoint(path: Path) -> Path:
-    """An untrained tiny reaching policy (train_tiny.yaml: it acts at 6 of the episode's 20 steps)."""
-    config = MilConfig.load(CONFIG)
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, family_config=FAMILY_CONFIG))
-    torch.manual_seed(0)
-    return save_checkpoint(path, build_method(config).module.state_dict(), config)
-
-
-def test_cli_adapts_then_reports_table_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = _checkpoint(tmp_path / "ckpt")
+def test_cli_adapts_then_reports_table_json_and_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], untrained_reaching_1s: Path
+) -> None:
+    ckpt = untrained_reaching_1s
     out_json, out_png = tmp_path / "drift.json", tmp_path / "drift.png"
     argv = ["--checkpoint", str(ckpt), "--split", "train", "--tasks", "2", "--threads", "1"]
     assert main([*argv, "--json", str(out_json), "--plot", str(out_png)]) == 0
@@ -109,9 +96,11 @@ def test_cli_adapts_then_reports_table_json_and_plot(tmp_path: Path, capsys: pyt
     assert "by action dimension" in text and all(len(v) == 2 for v in d["by_dim"].values())
 
 
-def test_cli_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], untrained_reaching_1s: Path
+) -> None:
     assert main(["--checkpoint", str(tmp_path / "missing")]) == 2
     assert "drift:" in capsys.readouterr().err
-    ckpt = _checkpoint(tmp_path / "ckpt")
+    ckpt = untrained_reaching_1s
     assert main(["--checkpoint", str(ckpt), "--split", "train", "--tasks", "9999"]) == 2
     assert "9999" in capsys.readouterr().err
