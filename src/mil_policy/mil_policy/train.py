@@ -1,7 +1,7 @@
 """``train``: meta-train a method (MIL or a baseline) on a directory of demo bags.
 
     train --config config/train_reaching.yaml --demos DIR --out runs/NAME [--iterations N]
-          [--set maml.inner_steps=2 ...] [--resume] [--device auto|cpu|cuda]
+          [--set maml.inner_steps=2 ...] [--resume | --init-weights CKPT] [--device auto|cpu|cuda]
     torchrun --nproc_per_node=2 -m mil_policy.train ...      # data-parallel (mil_policy.distributed)
 
 Writes into OUT: ``checkpoint/`` (latest, with optimiser and RNG state for ``--resume``), ``best/``
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config field, e.g. maml.inner_steps=2 (value parsed as YAML; repeatable)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint (fresh start if none)")
+    p.add_argument(
+        "--init-weights",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="start a new run from this checkpoint's weights (same method and network; a fresh optimiser, "
+        "iteration 0), e.g. to train a shipped checkpoint longer when its optimiser state is gone",
+    )
     p.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), help="overrides train.device (auto: the GPU if there is one)"
     )
@@ -247,6 +254,7 @@ class Trainer:
         self.out: Path = args.out
         self.progress = Progress()
         self.stop_requested = False
+        self.init_weights_info: dict[str, Any] | None = None  # where --init-weights took the weights from
 
     # ------------------------------------------------------------------------------------ setup
     def _config(self) -> tuple[MilConfig, Path | None]:
@@ -283,7 +291,28 @@ class Trainer:
                 )
         if config.train.iterations < 0:
             raise ConfigError("train.iterations must be >= 0")
+        if args.init_weights is not None and resume_from is not None:
+            raise TrainError(
+                f"--init-weights starts a new run, but {self.out} already holds one; resume it without "
+                "--init-weights or choose a new --out"
+            )
         return config, resume_from
+
+    def _init_weights(self, path: Path) -> dict[str, Any]:
+        """Load another run's weights into this new run's module; what to record about where they came from.
+
+        Why: a checkpoint without its optimiser state (``best/``, or the shipped one) cannot be resumed,
+        yet training it on is the cheap way to ask whether more iterations help.
+        """
+        weights, saved, extra = read_checkpoint(path)
+        if (saved.method, saved.network) != (self.config.method, self.config.network):
+            raise TrainError(
+                f"--init-weights {path} was trained with a different method/network config than this run's "
+                "(the weights would not fit); use its config.json as --config"
+            )
+        load_into(self.method.module, weights, str(path))
+        self._say(f"weights from {path} (its iteration {extra.get('iteration')}); optimiser starts fresh")
+        return {"path": str(path), "iteration": extra.get("iteration")}
 
     def _dataset(self, config: MilConfig) -> MetaDataset:
         """Rank 0 builds (or validates) the cache; the others then open it, never building concurrently."""
@@ -360,6 +389,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.method.module.parameters(), lr=config.maml.meta_lr)
         if resume_from is not None:
             self._restore(resume_from)
+        elif self.args.init_weights is not None:
+            self.init_weights_info = self._init_weights(self.args.init_weights)
         self.dist.broadcast_module(self.method.module)
         self.dataset_info = {
             "demos": str(self.args.demos),
@@ -485,6 +516,8 @@ class Trainer:
             "world_size": self.dist.world_size,
             "dataset": self.dataset_info,
         }
+        if self.init_weights_info is not None:
+            extra["init_weights"] = self.init_weights_info
         state = None
         if with_state:
             opt_tensors, opt_meta = optimizer_to_flat(self.optimizer)
@@ -502,8 +535,9 @@ class Trainer:
         save_checkpoint(path, self.method.module.state_dict(), self.config, extra, trainer_state=state)
 
     def _restore(self, path: Path) -> None:
-        weights, _, _ = read_checkpoint(path)
+        weights, _, extra = read_checkpoint(path)
         load_into(self.method.module, weights, str(path))
+        self.init_weights_info = extra.get("init_weights")  # kept in every later save of the run
         tensors, counters = read_trainer_state(path)
         optimizer_from_flat(self.optimizer, tensors, counters["optimizer"])
         rng_from_flat(self._sampler_rngs(), tensors, counters["rng"])

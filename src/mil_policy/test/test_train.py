@@ -100,6 +100,35 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
     assert [r["iteration"] for r in metrics(out)] == ["1", "2", "3", "4"]
 
 
+def test_init_weights_starts_a_new_run_from_another_runs_weights(
+    reaching_demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source, out = tmp_path / "source", tmp_path / "run"
+    assert run(reaching_demos, source, "--iterations", "3") == 0
+    assert run(reaching_demos, out, "--iterations", "0", "--init-weights", str(source / "checkpoint")) == 0
+    a, _, _ = read_checkpoint(source / "checkpoint")
+    b, _, meta = read_checkpoint(out / "checkpoint")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert meta["iteration"] == 0
+    assert meta["init_weights"] == {"path": str(source / "checkpoint"), "iteration": 3}
+    _, counters = read_trainer_state(out / "checkpoint")
+    assert counters["optimizer"]["scalars"] == {}  # a fresh optimiser: no step taken, no moments
+    # Trained on and resumed, the run still says where its weights came from.
+    assert run(reaching_demos, out, "--iterations", "2", "--resume") == 0
+    b2, _, meta = read_checkpoint(out / "checkpoint")
+    assert meta["iteration"] == 2 and meta["init_weights"]["iteration"] == 3
+    assert any(not torch.equal(a[k], b2[k]) for k in a)
+    capsys.readouterr()
+    # Onto an existing run, or from a checkpoint of another network: refused, nothing written.
+    args = ("--init-weights", str(source / "checkpoint"))
+    assert run(reaching_demos, out, "--iterations", "4", "--resume", *args) == 2
+    assert "--init-weights starts a new run" in capsys.readouterr().err
+    assert run(reaching_demos, tmp_path / "other", "--set", "network.fc=[8]", *args) == 2
+    assert "different method/network config" in capsys.readouterr().err
+    assert not (tmp_path / "other" / "checkpoint").exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
