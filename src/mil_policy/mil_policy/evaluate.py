@@ -338,7 +338,7 @@ def rollout(
         if i in acting or action is None:
             image = family.preprocess(env.render_camera()) if policy.reads_images else NO_IMAGE
             action = np.asarray(policy.act(image, obs.state), dtype=np.float32)
-            if action.shape != (family.action_dim,) or not np.all(np.isfinite(action)):
+            if not family.is_valid_action(action):
                 error = f"step {i}: policy returned action {action!r}"
                 break
         obs = env.step(action)

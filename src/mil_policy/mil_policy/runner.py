@@ -114,6 +114,6 @@ class PolicyRunner:
         with torch.no_grad():
             action = np.asarray(self.policy.act(image, state), dtype=np.float32)
         self.step_times.seconds.append(time.perf_counter() - start)
-        if action.shape != (self.family.action_dim,) or not np.all(np.isfinite(action)):
+        if not self.family.is_valid_action(action):
             raise RunnerError(f"policy produced an invalid action {action!r}")
         return action

@@ -262,9 +262,15 @@ class TaskFamily(ABC):
         """A uniformly random action within the family's action bounds (the paper's random policy)."""
         return rng.uniform(-self.action_limits, self.action_limits).astype(np.float32)
 
+    def is_valid_action(self, action: np.ndarray) -> bool:
+        """Whether ``action`` has this family's shape and is finite: the one check of every path that applies
+        an action (clip_action, run_episode's perturbations, evaluate's and the runner's policy), each with
+        its own message."""
+        return action.shape == (self.action_dim,) and bool(np.all(np.isfinite(action)))
+
     def clip_action(self, action: np.ndarray) -> np.ndarray:
         """``action`` within the family's action bounds, after checking its shape and that it is finite."""
-        if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
+        if not self.is_valid_action(action):
             raise ValueError(
                 f"{self.name} action must be {self.action_dim} finite {self.action_meaning}, got {action!r}"
             )

@@ -49,7 +49,7 @@ def run_episode(
         labels.append(action)
         if perturb is not None:
             action = np.asarray(perturb(obs, action), dtype=np.float32)
-            if action.shape != (family.action_dim,) or not np.all(np.isfinite(action)):
+            if not family.is_valid_action(action):
                 raise ValueError(f"step {i}: the perturbation applied action {action!r}")
         actions.append(action)
         obs = env.step(action)

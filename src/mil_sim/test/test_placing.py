@@ -154,3 +154,6 @@ def test_bad_input_gives_clear_errors(family: PlacingFamily) -> None:
         family.task("placing/test/100000")
     with pytest.raises(ValueError, match="6 finite numbers"):
         family.clip_action(np.array([np.nan] * 6))
+    assert family.is_valid_action(np.zeros(6, np.float32))
+    for bad in (np.zeros(5), np.zeros((1, 6)), np.array([0, 0, 0, np.inf, 0, 0])):
+        assert not family.is_valid_action(bad)
