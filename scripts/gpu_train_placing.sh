@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Meta-train several placing runs at once on one GPU machine for a fixed wall-clock budget: the runs of
-# docs/results.md "Placing: a second GPU session". The machine needs torch, numpy, safetensors, PyYAML
-# and tqdm; rosbags and its needs can come as wheels. It needs no bags: CACHE_TAR holds one dataset
-# cache directory (DEMOS/.mil_cache/placing-T30-<hash>, built here by any train run with
-# config/train_placing_60x40.yaml, packed with `tar -cJf`), which `train --demos` accepts alone.
+# Meta-train several placing runs at once on one GPU machine for a fixed wall-clock budget (why these
+# three: docs/results.md, "Placing: what the next GPU session trains"). The machine needs torch, numpy,
+# safetensors, PyYAML and tqdm; rosbags and its needs can come as wheels. It needs no bags: CACHE_TAR
+# holds one dataset cache directory (DEMOS/.mil_cache/placing-T30-<hash>, built here by any train run
+# with config/train_placing_60x40.yaml, packed with tar), which `train --demos` accepts alone.
 #
 #   scripts/gpu_train_placing.sh CACHE_TAR SECONDS OUT_DIR [DEVICE]
+#
+# Packing here and running there (the cache of the 1680-demo placing set is 350 MB, 41 MB packed):
+#   tar -C data/demos_p400/.mil_cache -I 'xz -T2 -6' -cf .gpu/placing60x40_cache.tar.xz placing-T30-<hash>
+#   (there) python3 -m pip install --no-index --no-deps --target /tmp/site .whl/*.whl  # rosbags & needs
+#   (there) PYTHONPATH=/tmp/site scripts/gpu_train_placing.sh .gpu/placing60x40_cache.tar.xz 510 /tmp/runs
 #
 # Each run is stopped with SIGTERM after SECONDS (the trainer finishes its iteration and saves
 # OUT_DIR/<run>/checkpoint with its optimiser state, so `train --resume` continues it); logs go to
