@@ -255,6 +255,7 @@ class Trainer:
         self.progress = Progress()
         self.stop_requested = False
         self.init_weights_info: dict[str, Any] | None = None  # where --init-weights took the weights from
+        self._init_weights: dict[str, torch.Tensor] | None = None  # those weights, until loaded
 
     # ------------------------------------------------------------------------------------ setup
     def _config(self) -> tuple[MilConfig, Path | None]:
@@ -291,28 +292,29 @@ class Trainer:
                 )
         if config.train.iterations < 0:
             raise ConfigError("train.iterations must be >= 0")
-        if args.init_weights is not None and resume_from is not None:
-            raise TrainError(
-                f"--init-weights starts a new run, but {self.out} already holds one; resume it without "
-                "--init-weights or choose a new --out"
-            )
+        if args.init_weights is not None:
+            if resume_from is not None:
+                raise TrainError(
+                    f"--init-weights starts a new run, but {self.out} already holds one; resume it without "
+                    "--init-weights or choose a new --out"
+                )
+            self._read_init_weights(args.init_weights, config)  # before the dataset: fail in seconds
         return config, resume_from
 
-    def _init_weights(self, path: Path) -> dict[str, Any]:
-        """Load another run's weights into this new run's module; what to record about where they came from.
+    def _read_init_weights(self, path: Path, config: MilConfig) -> None:
+        """Read and check the weights a new run starts from (``--init-weights``); loaded in ``run``.
 
         Why: a checkpoint without its optimiser state (``best/``, or the shipped one) cannot be resumed,
         yet training it on is the cheap way to ask whether more iterations help.
         """
         weights, saved, extra = read_checkpoint(path)
-        if (saved.method, saved.network) != (self.config.method, self.config.network):
+        if (saved.method, saved.network) != (config.method, config.network):
             raise TrainError(
                 f"--init-weights {path} was trained with a different method/network config than this run's "
                 "(the weights would not fit); use its config.json as --config"
             )
-        load_into(self.method.module, weights, str(path))
-        self._say(f"weights from {path} (its iteration {extra.get('iteration')}); optimiser starts fresh")
-        return {"path": str(path), "iteration": extra.get("iteration")}
+        self._init_weights = weights
+        self.init_weights_info = {"path": str(path), "iteration": extra.get("iteration")}
 
     def _dataset(self, config: MilConfig) -> MetaDataset:
         """Rank 0 builds (or validates) the cache; the others then open it, never building concurrently."""
@@ -389,8 +391,13 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.method.module.parameters(), lr=config.maml.meta_lr)
         if resume_from is not None:
             self._restore(resume_from)
-        elif self.args.init_weights is not None:
-            self.init_weights_info = self._init_weights(self.args.init_weights)
+        elif self._init_weights is not None:
+            load_into(self.method.module, self._init_weights, str(self.args.init_weights))
+            self._init_weights = None
+            self._say(
+                f"weights from {self.args.init_weights} (its iteration {self.init_weights_info['iteration']}); "
+                "the optimiser starts fresh"
+            )
         self.dist.broadcast_module(self.method.module)
         self.dataset_info = {
             "demos": str(self.args.demos),

@@ -127,6 +127,8 @@ def test_init_weights_starts_a_new_run_from_another_runs_weights(
     assert run(reaching_demos, tmp_path / "other", "--set", "network.fc=[8]", *args) == 2
     assert "different method/network config" in capsys.readouterr().err
     assert not (tmp_path / "other" / "checkpoint").exists()
+    assert run(reaching_demos, tmp_path / "other", "--init-weights", str(tmp_path / "missing")) == 2
+    assert capsys.readouterr().err.count("train: error:") == 1
 
 
 @pytest.mark.parametrize(
