@@ -165,6 +165,13 @@ def _device_arg(args: argparse.Namespace) -> str:
     return "auto"
 
 
+def require_same_model(saved: MilConfig, config: MilConfig, source: str, advice: str) -> None:
+    """Weights saved by ``saved``'s method and network fit only a run of the same (resumed or started
+    from them); ``source`` names where they come from, ``advice`` what to do instead."""
+    if (saved.method, saved.network) != (config.method, config.network):
+        raise TrainError(f"{source} was trained with a different method/network config than this run's; {advice}")
+
+
 # ----------------------------------------------------------------------------------------- one step
 
 
@@ -284,12 +291,12 @@ class Trainer:
         if config.method == "random":
             raise TrainError("method 'random' has nothing to train")
         if resume_from is not None:
-            saved = read_checkpoint(resume_from)[1]
-            if (saved.method, saved.network) != (config.method, config.network):
-                raise TrainError(
-                    f"{resume_from} was trained with a different method/network config than "
-                    "this run's; resume with the same --config (or none) or choose a new --out"
-                )
+            require_same_model(
+                read_checkpoint(resume_from)[1],
+                config,
+                str(resume_from),
+                "resume with the same --config (or none) or choose a new --out",
+            )
         if config.train.iterations < 0:
             raise ConfigError("train.iterations must be >= 0")
         if args.init_weights is not None:
@@ -308,11 +315,9 @@ class Trainer:
         yet training it on is the cheap way to ask whether more iterations help.
         """
         weights, saved, extra = read_checkpoint(path)
-        if (saved.method, saved.network) != (config.method, config.network):
-            raise TrainError(
-                f"--init-weights {path} was trained with a different method/network config than this run's "
-                "(the weights would not fit); use its config.json as --config"
-            )
+        require_same_model(
+            saved, config, f"--init-weights {path}", "the weights would not fit: use its config.json as --config"
+        )
         self._init_weights = weights
         self.init_weights_info = {"path": str(path), "iteration": extra.get("iteration")}
 
