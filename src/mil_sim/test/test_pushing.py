@@ -101,6 +101,34 @@ def test_end_effector_twist_actions_drive_the_same_expert_to_success() -> None:
         PushingConfig(twist_gains=(600.0, 60.0))
 
 
+def test_round_pusher_needs_no_yaw_and_the_expert_still_pushes() -> None:
+    """``pusher="round"`` swaps the paddle for a puck: the layout and the expert size their stand-offs by
+    it, the expert only keeps it upright (its yaw command is zero whatever the tool's yaw), and it still
+    pushes held-out objects onto the goal."""
+    family = PushingFamily(PushingConfig(action_space="ee_twist", pusher="round"))
+
+    def expert_policy(env: PushingEnv, i: int):
+        return family.make_expert(env, seed=i, noise=1.0)
+
+    assert _success_rate(family, expert_policy, 12, 10_000) >= 11 / 12
+    env = family.make_env(family.tasks("test")[0], 0, render=False)
+    env.reset()
+    assert env.model.geom_type[env.model.geom("pusher").id] == mujoco.mjtGeom.mjGEOM_CYLINDER
+    for _ in range(5):  # turn the tool about the vertical: the expert does not turn it back
+        obs = env.step(np.array([0.0, 0, 0, 0, 0, 2.0]))
+    expert = family.make_expert(env, seed=0, noise=0.0)
+    assert abs(float(expert(obs)[5])) < 0.05
+    paddle = PushingFamily(PushingConfig(action_space="ee_twist"))
+    env = paddle.make_env(paddle.tasks("test")[0], 0, render=False)
+    env.reset()
+    for _ in range(5):
+        obs = env.step(np.array([0.0, 0, 0, 0, 0, 2.0]))
+    expert = paddle.make_expert(env, seed=0, noise=0.0)
+    assert abs(float(expert(obs)[5])) > 0.5  # the paddle's face is turned back square
+    with pytest.raises(TaskError, match="pusher must be one of"):
+        PushingConfig(pusher="sphere")
+
+
 def twist_velocity(env: PushingEnv) -> np.ndarray:
     """The tip's linear velocity (world frame)."""
     jac = site_jacobian(env.model, env.data, env.tip_site, env.arm_dofs)
@@ -325,7 +353,7 @@ def test_layout_does_not_give_the_target_away(family: PushingFamily) -> None:
     for k in range(n):
         task = family.tasks("train")[k % 50]
         target, distractor = (family.catalogue.objects[task.objects[r]] for r in ROLES)
-        layout = sample_layout(rng, target, distractor)
+        layout = sample_layout(rng, target, distractor, family.config)
         nearer_goal += np.linalg.norm(layout.target - layout.goal) < np.linalg.norm(layout.distractor - layout.goal)
         nearer_centre += np.linalg.norm(layout.target - centre) < np.linalg.norm(layout.distractor - centre)
     # Chance is 1/2; 0.4-0.6 is 4 standard deviations at n = 400.

@@ -55,15 +55,17 @@ ROLES = ("target", "distractor")
 TABLE_Z = 0.60  # table top height (m)
 TABLE_CENTRE = (0.54, -0.21)
 TABLE_HALF = (0.24, 0.40)
-# The pusher: a stick along the tool axis below the gripper, ending in a small flat paddle whose centre
-# (the tip site) is the end effector. A flat face pushes objects stably (they settle flush against it),
-# where a round tip is an unstable point contact that lets every object slip off sideways.
+# The pusher: a stick along the tool axis below the gripper, ending in a tool whose centre (the tip site)
+# is the end effector: by default a small flat paddle, which pushes objects stably (they settle flush
+# against its face) but has a yaw to control; or a round puck (PushingConfig.pusher = "round"), a point
+# contact the expert has to keep steering behind the object, but with no yaw that matters.
 PUSHER_FROM = 0.12  # stick start along the palm's x axis (the tool axis), m
-PUSHER_TIP = 0.24  # paddle centre, 6 cm beyond the PR2 tool frame
+PUSHER_TIP = 0.24  # tool centre, 6 cm beyond the PR2 tool frame
 STICK_RADIUS = 0.01
 PADDLE_HALF_HEIGHT = 0.015  # along the tool axis (vertical when pushing)
 PADDLE_HALF_WIDTH = 0.035  # along the palm y axis
 PADDLE_HALF_THICKNESS = 0.008  # along the palm z axis: the face normal
+PUCK_RADIUS = 0.02  # the round tool: a vertical cylinder as tall as the paddle
 PUSH_Z = TABLE_Z + 0.022  # tip height while pushing: the paddle clears the table by 7 mm
 PUSH_HEIGHT_BAND = 0.01  # a tip below PUSH_Z + this is at pushing height (the expert descends to 8 mm)
 # Start pose: tip 15 cm over the table, pointing down; the joint angles reach it (solved offline by DLS IK).
@@ -83,6 +85,7 @@ PUSH_DISTANCE = (0.12, 0.20)  # each object's start to the goal
 PRE_PUSH_STANDOFF = 0.035  # free space between the target's bounding circle and the tip before a push
 PATH_CLEARANCE = 0.015  # free space between the distractor and the path the target and paddle sweep
 ACTION_SPACES = ("joint_effort", "ee_twist")
+PUSHERS = ("paddle", "round")
 # Null-space posture gains (1/s^2, 1/s): the redundant elbow is held near the start posture.
 KQ, KQD = 20.0, 8.0
 CAMERA_POS = np.array([0.98, -0.21, 1.58])
@@ -116,6 +119,7 @@ class PushingConfig:
     twist_limits: tuple[float, float] = (0.4, 2.0)  # ee_twist: largest linear (m/s) / angular (rad/s) command
     twist_gains: tuple[float, float] = (200.0, 60.0)  # ee_twist controller: linear / angular velocity gain, 1/s
     expert_twist_noise: float = 0.01  # ee_twist: std of the expert's per-step velocity noise (m/s, rad/s)
+    pusher: str = "paddle"  # or "round": a puck with no yaw to control (see the module constants)
 
     def __post_init__(self) -> None:
         for name in (
@@ -137,6 +141,8 @@ class PushingConfig:
             check_positive(f"tasks_per_split[{split}]", n)
         if self.action_space not in ACTION_SPACES:
             raise TaskError(f"action_space must be one of {', '.join(ACTION_SPACES)}, got {self.action_space!r}")
+        if self.pusher not in PUSHERS:
+            raise TaskError(f"pusher must be one of {', '.join(PUSHERS)}, got {self.pusher!r}")
         for name, pair in (("twist_limits", self.twist_limits), ("twist_gains", self.twist_gains)):
             for k, v in enumerate(pair):
                 check_positive(f"{name}[{k}]", v)
@@ -162,6 +168,16 @@ class PushingConfig:
     def substeps(self) -> int:
         """Physics steps per control step."""
         return max(1, round(1.0 / (self.control_rate_hz * self.physics_timestep)))
+
+    @property
+    def pusher_half_width(self) -> float:
+        """The tool's half extent across the push: what must pass beside the other object."""
+        return PUCK_RADIUS if self.pusher == "round" else PADDLE_HALF_WIDTH
+
+    @property
+    def pusher_half_depth(self) -> float:
+        """The tool's half extent along the push: from its centre to the object it pushes."""
+        return PUCK_RADIUS if self.pusher == "round" else PADDLE_HALF_THICKNESS
 
 
 # ---------------------------------------------------------------------------------------------- scene
@@ -280,15 +296,25 @@ def build_model(objects: dict[str, PushObjectSpec], config: PushingConfig) -> mu
         conaffinity=0,
         density=800.0,
     )
+    if config.pusher == "round":  # a cylinder along the tool axis
+        shape = {
+            "type": mujoco.mjtGeom.mjGEOM_CYLINDER,
+            "fromto": [PUSHER_TIP - PADDLE_HALF_HEIGHT, 0.0, 0.0, PUSHER_TIP + PADDLE_HALF_HEIGHT, 0.0, 0.0],
+            "size": [PUCK_RADIUS, 0.0, 0.0],
+        }
+    else:
+        shape = {
+            "type": mujoco.mjtGeom.mjGEOM_BOX,
+            "pos": [PUSHER_TIP, 0.0, 0.0],
+            "size": [PADDLE_HALF_HEIGHT, PADDLE_HALF_WIDTH, PADDLE_HALF_THICKNESS],
+        }
     palm.add_geom(
         name="pusher",
-        type=mujoco.mjtGeom.mjGEOM_BOX,
-        pos=[PUSHER_TIP, 0.0, 0.0],
-        size=[PADDLE_HALF_HEIGHT, PADDLE_HALF_WIDTH, PADDLE_HALF_THICKNESS],
         rgba=[0.95, 0.95, 0.95, 1.0],
         friction=[0.5, 0.005, 0.0001],
-        priority=1,  # the paddle's friction decides paddle-object contacts, not the object's
+        priority=1,  # the tool's friction decides tool-object contacts, not the object's
         density=800.0,
+        **shape,
     )
     palm.add_site(name="pusher_tip", pos=[PUSHER_TIP, 0.0, 0.0], size=[0.004, 0.0, 0.0], rgba=[1, 0, 0, 0])
     return spec.compile()
@@ -319,12 +345,14 @@ def _inside(p: np.ndarray, xs: tuple[float, float], ys: tuple[float, float]) -> 
     return xs[0] <= p[0] <= xs[1] and ys[0] <= p[1] <= ys[1]
 
 
-def pre_push_standoff(o: PushObjectSpec) -> float:
+def pre_push_standoff(o: PushObjectSpec, config: PushingConfig) -> float:
     """Tip-to-centre distance at the pre-push point behind ``o`` (the layout and the expert agree on it)."""
-    return o.radius + PADDLE_HALF_THICKNESS + PRE_PUSH_STANDOFF
+    return o.radius + config.pusher_half_depth + PRE_PUSH_STANDOFF
 
 
-def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: PushObjectSpec) -> Layout:
+def sample_layout(
+    rng: np.random.Generator, target: PushObjectSpec, distractor: PushObjectSpec, config: PushingConfig
+) -> Layout:
     """Seeded rejection sampling of goal, target and distractor positions.
 
     Both objects are placed by one symmetric rule, so the layout does not say which one is the target:
@@ -336,9 +364,10 @@ def sample_layout(rng: np.random.Generator, target: PushObjectSpec, distractor: 
     can distract but not block, whichever object a policy pushes.
     """
     objects = (target, distractor)
-    standoffs = [pre_push_standoff(o) for o in objects]
-    # Object i stays off object j's path by its own radius + the wider of object j and the paddle.
-    clearances = [objects[i].radius + max(objects[1 - i].radius, PADDLE_HALF_WIDTH) + PATH_CLEARANCE for i in (0, 1)]
+    standoffs = [pre_push_standoff(o, config) for o in objects]
+    # Object i stays off object j's path by its own radius + the wider of object j and the tool.
+    tool = config.pusher_half_width
+    clearances = [objects[i].radius + max(objects[1 - i].radius, tool) + PATH_CLEARANCE for i in (0, 1)]
     distances = (max(PUSH_DISTANCE[0], *clearances), PUSH_DISTANCE[1])
     for _ in range(100_000):
         goal = np.array([rng.uniform(*GOAL_X), rng.uniform(*GOAL_Y)])
@@ -397,7 +426,7 @@ class PushingEnv(Env):
     # -- trial set-up ---------------------------------------------------------------------------
     def reset(self) -> Observation:
         rng = np.random.default_rng([self.trial_seed, 5171])
-        layout = sample_layout(rng, self.object_specs["target"], self.object_specs["distractor"])
+        layout = sample_layout(rng, self.object_specs["target"], self.object_specs["distractor"], self.config)
         self.layout = layout
         mujoco.mj_resetData(self.model, self.data)
         self.model.body_pos[self._goal_body] = [layout.goal[0], layout.goal[1], TABLE_Z]
@@ -579,9 +608,9 @@ class PushingExpert:
         self.travel_speed = 0.35 * (1.0 + noise * rng.uniform(-0.15, 0.1))
         top = TABLE_Z + max(s.height for s in specs.values())
         self.safe_z = max(top + PADDLE_HALF_HEIGHT + 0.03, PUSH_Z + 0.06) + noise * rng.uniform(0.0, 0.03)
-        self.standoff = pre_push_standoff(target)
+        self.standoff = pre_push_standoff(target, env.config)
         self.standoff += noise * rng.uniform(-0.01, 0.01)
-        self.circle_radius = target.radius + PADDLE_HALF_THICKNESS + 0.02
+        self.circle_radius = target.radius + env.config.pusher_half_depth + 0.02
         self.lateral_aim = noise * rng.uniform(-0.005, 0.005)
         self.push_force = 1.3 * target.friction * target.mass * 9.81
         self.push_dir = np.array([1.0, 0.0])
@@ -656,11 +685,13 @@ class PushingExpert:
 
     def _rotation_error(self) -> np.ndarray:
         """Rotation (world frame) to the paddle pose facing ``self.face``; the face is symmetric, so the
-        nearer of the two yaws that square it is taken."""
+        nearer of the two yaws that square it is taken. A round tool only stays upright: any yaw will do."""
         xmat = self.env.data.site_xmat[self.env.tip_site].reshape(3, 3)
         current = math.atan2(xmat[1, 2], xmat[0, 2])  # the face normal is the site's z axis
         wanted = math.atan2(self.face[1], self.face[0])
         delta = (wanted - current + math.pi / 2) % math.pi - math.pi / 2
+        if self.env.config.pusher == "round":
+            delta = 0.0
         err = orientation_error(xmat, paddle_rotation(current + delta))
         n = float(np.linalg.norm(err))
         return err * (self.MAX_ROT_ERROR / n) if n > self.MAX_ROT_ERROR else err
