@@ -1,7 +1,8 @@
 """The simulated pushing family of the seed paper (section 6.2, appendix A.2) on a torque-driven PR2 arm.
 
 A 7-DoF arm (the PR2 right arm of :mod:`mil_sim.pr2_arm`, gravity-compensated, one motor per joint)
-holds a short vertical stick ending in a small flat paddle over a table. On the table lie a *target*
+holds a short vertical stick ending in a small flat paddle (``PushingConfig.pusher = "round"``: a
+puck) over a table. On the table lie a *target*
 object and a *distractor* object from the procedural catalogue of :mod:`mil_sim.pushing_objects`, and a
 red goal disc (visual only). The task is to push the target's centre onto the goal; which object is the
 target is what a demonstration has to convey. A task is the (target, distractor) pair; the trial seed
@@ -571,7 +572,8 @@ class PushingExpert:
     over the objects, *descend* to pushing height, *push* along the line with a speed that tapers off
     near the goal while steering the paddle back onto the line as the object drifts, *circle* around
     the object at table height when the paddle has fallen too far off the line, and *hold* once the
-    target's centre is near the goal. The paddle's face is kept square to the push direction.
+    target's centre is near the goal. The paddle's face is kept square to the push direction (a round
+    tool is only kept upright).
 
     Each phase yields a desired tip velocity and paddle yaw; resolved-acceleration (operational-space)
     control through the arm's mass matrix turns them into joint torques, with the redundant elbow held
