@@ -89,6 +89,7 @@ ACTION_SPACES = ("joint_effort", "ee_twist")
 PUSHERS = ("paddle", "round")
 # Null-space posture gains (1/s^2, 1/s): the redundant elbow is held near the start posture.
 KQ, KQD = 20.0, 8.0
+UPRIGHT_GAIN = 6.0  # 1/s: tilt -> angular velocity of hold_tool_upright (the expert's KR / KW)
 CAMERA_POS = np.array([0.98, -0.21, 1.58])
 CAMERA_TARGET = np.array([0.52, -0.21, TABLE_Z])
 
@@ -121,6 +122,9 @@ class PushingConfig:
     twist_gains: tuple[float, float] = (200.0, 60.0)  # ee_twist controller: linear / angular velocity gain, 1/s
     expert_twist_noise: float = 0.01  # ee_twist: std of the expert's per-step velocity noise (m/s, rad/s)
     pusher: str = "paddle"  # or "round": a puck with no yaw to control (see the module constants)
+    # ee_twist with the round tool: the Cartesian controller keeps the tool upright itself and ignores the
+    # command's angular part, so the policy steers the tip alone (see PushingEnv.step for why)
+    hold_tool_upright: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -144,6 +148,11 @@ class PushingConfig:
             raise TaskError(f"action_space must be one of {', '.join(ACTION_SPACES)}, got {self.action_space!r}")
         if self.pusher not in PUSHERS:
             raise TaskError(f"pusher must be one of {', '.join(PUSHERS)}, got {self.pusher!r}")
+        if self.hold_tool_upright and (self.action_space != "ee_twist" or self.pusher != "round"):
+            raise TaskError(
+                "hold_tool_upright needs action_space ee_twist and pusher round (a paddle's yaw must be steered), "
+                f"got {self.action_space} and {self.pusher}"
+            )
         for name, pair in (("twist_limits", self.twist_limits), ("twist_gains", self.twist_gains)):
             for k, v in enumerate(pair):
                 check_positive(f"{name}[{k}]", v)
@@ -464,7 +473,15 @@ class PushingEnv(Env):
             for _ in range(self.config.substeps):  # the robot's Cartesian controller, at the physics rate
                 jac = site_jacobian(self.model, self.data, self.tip_site, self.arm_dofs)
                 twist = jac @ self.data.qvel[self.arm_dofs]
-                acc = np.concatenate([kv * (command[:3] - twist[:3]), kw * (command[3:] - twist[3:])])
+                angular = command[3:]
+                if self.config.hold_tool_upright:
+                    # Why: a policy that commands the tool's angular velocity too integrates its small tilt
+                    # errors, which the expert (always upright) never shows it how to undo: on its own path
+                    # the tool leans over (docs/results.md, "Pushing"). A round tool needs no turn, so the
+                    # controller holds it upright, as a Cartesian controller with a fixed tool axis would.
+                    xmat = self.data.site_xmat[self.tip_site].reshape(3, 3)
+                    angular = UPRIGHT_GAIN * upright_error(xmat)
+                acc = np.concatenate([kv * (command[:3] - twist[:3]), kw * (angular - twist[3:])])
                 self.data.ctrl[:] = saturate(resolved_acceleration_torques(self, jac, acc) / GEAR)
                 mujoco.mj_step(self.model, self.data)
         else:
@@ -557,6 +574,17 @@ class PushingEnv(Env):
 
 
 # --------------------------------------------------------------------------------------------- expert
+
+
+def tool_yaw(xmat: np.ndarray) -> float:
+    """The tool's turn about the vertical: the heading of the paddle's face normal (the tip site's z axis)."""
+    return math.atan2(xmat[1, 2], xmat[0, 2])
+
+
+def upright_error(xmat: np.ndarray, yaw: float | None = None) -> np.ndarray:
+    """Rotation (world frame) from the tool's orientation ``xmat`` to pointing straight down at ``yaw``
+    (default: its own, so only the tilt is corrected)."""
+    return orientation_error(xmat, paddle_rotation(tool_yaw(xmat) if yaw is None else yaw))
 
 
 def paddle_rotation(yaw: float) -> np.ndarray:
@@ -689,12 +717,12 @@ class PushingExpert:
         """Rotation (world frame) to the paddle pose facing ``self.face``; the face is symmetric, so the
         nearer of the two yaws that square it is taken. A round tool only stays upright: any yaw will do."""
         xmat = self.env.data.site_xmat[self.env.tip_site].reshape(3, 3)
-        current = math.atan2(xmat[1, 2], xmat[0, 2])  # the face normal is the site's z axis
-        wanted = math.atan2(self.face[1], self.face[0])
-        delta = (wanted - current + math.pi / 2) % math.pi - math.pi / 2
         if self.env.config.pusher == "round":
-            delta = 0.0
-        err = orientation_error(xmat, paddle_rotation(current + delta))
+            err = upright_error(xmat)
+        else:
+            current = tool_yaw(xmat)
+            wanted = math.atan2(self.face[1], self.face[0])
+            err = upright_error(xmat, current + (wanted - current + math.pi / 2) % math.pi - math.pi / 2)
         n = float(np.linalg.norm(err))
         return err * (self.MAX_ROT_ERROR / n) if n > self.MAX_ROT_ERROR else err
 
