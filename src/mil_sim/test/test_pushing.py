@@ -132,7 +132,9 @@ def test_round_pusher_needs_no_yaw_and_the_expert_still_pushes() -> None:
 def test_hold_tool_upright_ignores_the_commanded_turn_and_the_expert_still_pushes() -> None:
     """With ``hold_tool_upright`` the sim's Cartesian controller keeps the round tool pointing down and
     ignores the angular part of the command: a tilting command tilts the tool without it, not with it."""
-    configs = {held: PushingConfig(action_space="ee_twist", pusher="round", hold_tool_upright=held) for held in (0, 1)}
+    configs = {
+        held: PushingConfig(action_space="ee_twist", pusher="round", hold_tool_upright=held) for held in (False, True)
+    }
     tilt = {}
     for held, config in configs.items():
         family = PushingFamily(config)
@@ -143,8 +145,8 @@ def test_hold_tool_upright_ignores_the_commanded_turn_and_the_expert_still_pushe
         tool_axis = env.data.site_xmat[env.tip_site].reshape(3, 3)[:, 0]  # points down when upright
         tilt[held] = float(np.degrees(np.arccos(np.clip(-tool_axis[2], -1.0, 1.0))))
         assert float(twist_velocity(env)[0]) > 0.02  # the linear command is obeyed either way
-    assert tilt[0] > 10.0 and tilt[1] < 2.0, tilt
-    family = PushingFamily(configs[1])
+    assert tilt[False] > 10.0 and tilt[True] < 2.0, tilt
+    family = PushingFamily(configs[True])
 
     def expert_policy(env: PushingEnv, i: int):
         return family.make_expert(env, seed=i, noise=1.0)

@@ -89,7 +89,6 @@ ACTION_SPACES = ("joint_effort", "ee_twist")
 PUSHERS = ("paddle", "round")
 # Null-space posture gains (1/s^2, 1/s): the redundant elbow is held near the start posture.
 KQ, KQD = 20.0, 8.0
-UPRIGHT_GAIN = 6.0  # 1/s: tilt -> angular velocity of hold_tool_upright (the expert's KR / KW)
 CAMERA_POS = np.array([0.98, -0.21, 1.58])
 CAMERA_TARGET = np.array([0.52, -0.21, TABLE_Z])
 
@@ -480,7 +479,7 @@ class PushingEnv(Env):
                     # the tool leans over (docs/results.md, "Pushing"). A round tool needs no turn, so the
                     # controller holds it upright, as a Cartesian controller with a fixed tool axis would.
                     xmat = self.data.site_xmat[self.tip_site].reshape(3, 3)
-                    angular = UPRIGHT_GAIN * upright_error(xmat)
+                    angular = PushingExpert.TWIST_TURN_GAIN * upright_error(xmat)  # as the expert would
                 acc = np.concatenate([kv * (command[:3] - twist[:3]), kw * (angular - twist[3:])])
                 self.data.ctrl[:] = saturate(resolved_acceleration_torques(self, jac, acc) / GEAR)
                 mujoco.mj_step(self.model, self.data)
@@ -614,6 +613,7 @@ class PushingExpert:
     KV = 20.0  # 1/s: task-space velocity tracking gain
     KP_TO_VEL = 5.0  # 1/s: position error -> desired velocity
     KR, KW = 150.0, 25.0  # orientation stiffness / damping (1/s^2, 1/s)
+    TWIST_TURN_GAIN = KR / KW  # 1/s: rotation error -> commanded angular velocity under ee_twist
     MAX_ROT_ERROR = 0.4  # rad: larger yaw errors are closed at a bounded rate, not with a torque spike
     LAT_GAIN = 8.0  # 1/s: lateral re-alignment onto the goal line while pushing
     CIRCLE_BELOW = 0.7  # cos of the paddle's angle off the line behind the target that starts a circle
@@ -733,7 +733,7 @@ class PushingExpert:
             self._plan()
         v_des = self._desired_velocity()
         if env.family.action_kind == "ee_twist":  # what the tip should do; the env's controller tracks it
-            twist = np.concatenate([v_des, (self.KR / self.KW) * self._rotation_error()])
+            twist = np.concatenate([v_des, self.TWIST_TURN_GAIN * self._rotation_error()])
             twist += self.noise * self.rng.normal(0.0, env.config.expert_twist_noise, size=6)
             return env.family.clip_action(twist).astype(np.float32)
         jac = site_jacobian(env.model, env.data, env.tip_site, env.arm_dofs)
