@@ -69,8 +69,9 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], MilConfig, dict[str, object]]:
-    """Weights, config and the extra metadata; clear CheckpointError for anything unusable."""
+def _checkpoint_dir(path: str | Path) -> Path:
+    """The checkpoint directory ``path`` names (the directory or a file in it); CheckpointError if it is
+    a pickle or does not exist."""
     path = Path(path)
     if path.suffix in PICKLE_SUFFIXES:
         raise CheckpointError(
@@ -79,8 +80,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], MilConfi
         )
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.is_file():
-        path = path.parent
+    return path.parent if path.is_file() else path
+
+
+def read_checkpoint_config(path: str | Path) -> tuple[MilConfig, dict[str, object]]:
+    """Config and extra metadata without the weights: what a caller needs before building anything
+    (resuming a run reads its config first and its weights once, later)."""
+    path = _checkpoint_dir(path)
     weights, config_file = path / WEIGHTS, path / CONFIG
     for f in (weights, config_file):
         if not f.is_file():
@@ -88,8 +94,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], MilConfi
     try:
         meta = json.loads(config_file.read_text())
         config = MilConfig.from_dict(meta.pop("config"))
-    except (json.JSONDecodeError, KeyError, ConfigError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, ConfigError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{config_file}: unreadable config ({exc})") from exc
+    return config, meta
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], MilConfig, dict[str, object]]:
+    """Weights, config and the extra metadata; clear CheckpointError for anything unusable."""
+    config, meta = read_checkpoint_config(path)
+    weights = _checkpoint_dir(path) / WEIGHTS
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:

@@ -33,6 +33,7 @@ from mil_policy.checkpoint import (
     CheckpointError,
     load_into,
     read_checkpoint,
+    read_checkpoint_config,
     read_trainer_state,
     save_checkpoint,
 )
@@ -158,7 +159,7 @@ def _device_arg(args: argparse.Namespace) -> str:
         if args.config is not None:
             d = MilConfig.load(args.config).to_dict()
         elif args.resume:
-            d = read_checkpoint(args.out / LATEST)[1].to_dict()
+            d = read_checkpoint_config(args.out / LATEST)[0].to_dict()
         else:
             return "auto"
         return str(apply_overrides(d, args.overrides).get("train", {}).get("device", "auto"))
@@ -276,12 +277,13 @@ class Trainer:
                     f"{self.out} already holds a run ({latest}); pass --resume to continue it or choose a new --out"
                 )
             resume_from = latest
+            saved_config = read_checkpoint_config(latest)[0]
         elif args.resume:
             self._say(f"nothing to resume in {self.out}: starting a new run")
         if args.config is not None:
             base = MilConfig.load(args.config).to_dict()
         elif resume_from is not None:
-            base = read_checkpoint(resume_from)[1].to_dict()
+            base = saved_config.to_dict()
         else:
             raise TrainError("--config is required for a new run")
         base = apply_overrides(base, args.overrides)
@@ -292,7 +294,7 @@ class Trainer:
             raise TrainError("method 'random' has nothing to train")
         if resume_from is not None:
             require_same_model(
-                read_checkpoint(resume_from)[1],
+                saved_config,
                 config,
                 str(resume_from),
                 "resume with the same --config (or none) or choose a new --out",

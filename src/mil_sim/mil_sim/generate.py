@@ -166,22 +166,27 @@ def run_jobs(settings: Settings, family: TaskFamily, jobs: Sequence[Job], worker
 
 
 def settings_clash(settings: Settings, bags: Sequence[Path]) -> str | None:
-    """Why the bags already in the output were made differently (seed, noise, perturbation), if they were.
+    """Why bags already in the output were made differently (seed, noise, perturbation), if any were.
 
     Resuming skips existing bags, so without this check a run with, say, ``--perturb`` into a directory
-    of plain demos would silently leave a dataset of two kinds. The first existing bag speaks for all.
+    of plain demos would silently leave a dataset of two kinds. Every existing bag is checked (its
+    metadata only, as the index scan reads it anyway), so a directory already mixed is caught too.
     """
-    bag = next((b for b in bags if b.exists()), None)
-    if bag is None:
-        return None
-    try:
-        made = read_task_metadata(bag).get("metadata") or {}
-    except DemoBagError:
-        return None  # an unreadable bag is reported by the index scan, not here
     wanted = {"generator_seed": settings.seed, "expert_noise": settings.noise, "perturb_std": settings.perturb}
-    have = {k: made.get(k, 0.0 if k == "perturb_std" else None) for k in wanted}
-    differ = [f"{k} {have[k]} (asked {v})" for k, v in wanted.items() if have[k] is not None and have[k] != v]
-    return f"{bag} was made with {', '.join(differ)}" if differ else None
+    clashes = []
+    for bag in (b for b in bags if b.exists()):
+        try:
+            made = read_task_metadata(bag).get("metadata") or {}
+        except DemoBagError:
+            continue  # an unreadable bag is reported by the index scan, not here
+        have = {k: made.get(k, 0.0 if k == "perturb_std" else None) for k in wanted}
+        differ = [f"{k} {have[k]} (asked {v})" for k, v in wanted.items() if have[k] is not None and have[k] != v]
+        if differ:
+            clashes.append(f"{bag} was made with {', '.join(differ)}")
+    if not clashes:
+        return None
+    more = f" (and {len(clashes) - 1} more bag(s) made differently)" if len(clashes) > 1 else ""
+    return clashes[0] + more
 
 
 # ----------------------------------------------------------------------------------------------- index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,20 @@ def test_resuming_with_other_settings_is_refused(
     assert run(tmp_path, *extra, tasks=1, demos=2) == 2
     assert "give these demos another --out" in capsys.readouterr().err
     assert bag_mtimes(tmp_path) == before
+
+
+def test_a_later_bag_made_otherwise_is_caught_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Not only the first bag speaks: a directory already mixed (a bag copied in from another seed's
+    run) is refused, naming the odd bag."""
+    assert run(tmp_path / "a", tasks=1, demos=1) == 0
+    assert run(tmp_path / "b", "--seed", "3", tasks=1, demos=2) == 0
+    (odd,) = (p.parent for p in (tmp_path / "b").rglob("demo_1/*.mcap"))
+    shutil.copytree(odd, tmp_path / "a" / odd.relative_to(tmp_path / "b"))
+    capsys.readouterr()
+    assert run(tmp_path / "a", tasks=1, demos=3) == 2
+    err = capsys.readouterr().err
+    assert "demo_1 was made with generator_seed 3 (asked 0)" in err and "give these demos another --out" in err
+    assert not list((tmp_path / "a").rglob("demo_2"))
 
 
 def test_same_seed_same_dataset(tmp_path: Path) -> None:
