@@ -15,17 +15,18 @@ topic, the expert's labels on the label topic, ``driven_by: policy`` in its meta
 only as the evaluation demo of a meta-batch row, never as the demo to adapt on (``mil_policy.dataset``).
 Existing bags are kept (a re-run resumes). One round::
 
-    dagger --checkpoint RUN/checkpoint --demos DEMOS --tasks 8 --rollouts 5 --round 1
+    dagger --checkpoint RUN/checkpoint --demos DEMOS --tasks 8 --rollouts 5 --round 1 --workers 2
     train --out RUN --demos DEMOS --resume --iterations N+1000   # continues on the grown dataset
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,16 @@ class Settings:
     beta: float
     split: str = "train"
     seed: int = 0
+
+
+@dataclass
+class TaskSummary:
+    """What one task's rollouts came to (a worker process returns it)."""
+
+    written: int = 0
+    existing: int = 0
+    successes: int = 0
+    shares: list[float] = field(default_factory=list)  # fraction of steps the policy drove, per rollout
 
 
 @dataclass
@@ -100,36 +111,87 @@ def labelled_rollout(runner: PolicyRunner, task_index: int, k: int, s: Settings)
     return episode
 
 
-def collect(runner: PolicyRunner, checkpoint: str, demos: Path, s: Settings) -> Summary:
+def collect_task(
+    runner: PolicyRunner,
+    checkpoint: str,
+    demos: Path,
+    s: Settings,
+    t: int,
+    on_rollout: Callable[[TaskSummary], None] | None = None,
+) -> TaskSummary:
+    """Write the missing rollouts of task ``t`` of the split, after adapting on one fresh expert demo;
+    ``on_rollout`` sees the running summary after each (a progress bar in a single process)."""
+    family = runner.family
+    task = family.tasks(s.split)[t]
+    paths = [rollout_path(demos, family.name, task, s.round, k) for k in range(s.rollouts)]
+    todo = [k for k, p in enumerate(paths) if not p.exists()]
+    done = TaskSummary(existing=s.rollouts - len(todo))
+    if not todo:
+        return done
+    eval_settings = EvalSettings(tasks=s.tasks, trials=s.rollouts, split=s.split, seed=s.seed)
+    avoid = {rollout_seeds(s.seed, t, s.round, k)[0] for k in range(s.rollouts)}
+    runner.adapt(runner.demo_of(make_demos(family, t, 1, eval_settings, avoid=avoid)))
+    for k in todo:
+        episode = labelled_rollout(runner, t, k, s)
+        episode.metadata["checkpoint"] = checkpoint
+        with suppress(FileExistsError):  # another run wrote it meanwhile
+            write_episode(paths[k], episode, family.state_names, source=SOURCE)
+            done.written += 1
+            done.successes += int(episode.success)
+            done.shares.append(float(episode.metadata["policy_share"]))
+        if on_rollout is not None:
+            on_rollout(done)
+    return done
+
+
+_worker: tuple[PolicyRunner, str, Path, Settings] | None = None
+
+
+def _init_worker(checkpoint: str, demos: Path, s: Settings) -> None:
+    global _worker
+    torch.set_num_threads(1)  # one process per core: intra-op threads would oversubscribe
+    _worker = (PolicyRunner(checkpoint), checkpoint, demos, s)
+
+
+def _collect_in_worker(t: int) -> TaskSummary:
+    assert _worker is not None, "worker not initialised"
+    return collect_task(*_worker, t)
+
+
+def _task_summaries(
+    runner: PolicyRunner, checkpoint: str, demos: Path, s: Settings, workers: int, bar: tqdm
+) -> Iterator[TaskSummary]:
+    """One summary per task as tasks finish: in this process (the bar moves per rollout), or in a spawn
+    pool of ``workers`` processes (each loads the checkpoint; a task's rollouts share one adaptation, so
+    the task is the unit, and the bar moves per task)."""
+    if workers <= 1 or s.tasks <= 1:
+        for t in range(s.tasks):
+            done = collect_task(runner, checkpoint, demos, s, t, on_rollout=lambda _: bar.update(1))
+            bar.update(done.existing)
+            yield done
+        return
+    ctx = mp.get_context("spawn")  # fork would copy MuJoCo / EGL and torch thread state
+    with ctx.Pool(min(workers, s.tasks), initializer=_init_worker, initargs=(checkpoint, demos, s)) as pool:
+        for done in pool.imap_unordered(_collect_in_worker, range(s.tasks), chunksize=1):
+            bar.update(done.existing + done.written)
+            yield done
+
+
+def collect(runner: PolicyRunner, checkpoint: str, demos: Path, s: Settings, workers: int = 1) -> Summary:
     """Write the missing rollouts of the first ``s.tasks`` tasks; returns what was done."""
     family = runner.family
     split_tasks = family.tasks(s.split)
     if not 1 <= s.tasks <= len(split_tasks):
         raise EvaluationError(f"--tasks {s.tasks}: the {s.split} split has {len(split_tasks)} tasks")
     summary, shares = Summary(), []
-    eval_settings = EvalSettings(tasks=s.tasks, trials=s.rollouts, split=s.split, seed=s.seed)
     bar = tqdm(total=s.tasks * s.rollouts, desc=f"dagger round {s.round}", unit="rollout", file=sys.stderr)
     try:
-        for t in range(s.tasks):
-            task = split_tasks[t]
-            paths = [rollout_path(demos, family.name, task, s.round, k) for k in range(s.rollouts)]
-            todo = [k for k, p in enumerate(paths) if not p.exists()]
-            summary.existing += s.rollouts - len(todo)
-            bar.update(s.rollouts - len(todo))
-            if not todo:
-                continue
-            avoid = {rollout_seeds(s.seed, t, s.round, k)[0] for k in range(s.rollouts)}
-            runner.adapt(runner.demo_of(make_demos(family, t, 1, eval_settings, avoid=avoid)))
-            for k in todo:
-                episode = labelled_rollout(runner, t, k, s)
-                episode.metadata["checkpoint"] = checkpoint
-                with suppress(FileExistsError):  # another run wrote it meanwhile
-                    write_episode(paths[k], episode, family.state_names, source=SOURCE)
-                    summary.written += 1
-                    summary.successes += int(episode.success)
-                    shares.append(float(episode.metadata["policy_share"]))
-                bar.update(1)
-                bar.set_postfix(success=f"{summary.successes}/{summary.written}")
+        for done in _task_summaries(runner, checkpoint, demos, s, workers, bar):
+            summary.written += done.written
+            summary.existing += done.existing
+            summary.successes += done.successes
+            shares += done.shares
+            bar.set_postfix(success=f"{summary.successes}/{summary.written}")
     finally:  # even after Ctrl-C, the index lists exactly the bags on disk (as generate_demos')
         bar.close()
         write_index(demos / family.name / s.split, family.name, s.split)
@@ -147,9 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--beta", type=float, default=0.0, help="chance the expert drives an acting step (default 0)")
     p.add_argument("--split", default="train", help="task split (default train: the tasks training learns)")
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes and coins (default 0)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=int, help="torch CPU threads (workers use 1 each)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes, one task each at a time (default 1)")
     args = p.parse_args(argv)
-    for name in ("tasks", "rollouts"):
+    for name in ("tasks", "rollouts", "workers"):
         if getattr(args, name) <= 0:
             p.error(f"--{name} must be positive")
     if args.round < 0 or not 0.0 <= args.beta <= 1.0:
@@ -161,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(args.tasks, args.rollouts, args.round, args.beta, args.split, args.seed)
     try:
         runner = PolicyRunner(args.checkpoint)
-        summary = collect(runner, str(args.checkpoint), args.demos, settings)
+        summary = collect(runner, str(args.checkpoint), args.demos, settings, args.workers)
     except (CheckpointError, ConfigError, EvaluationError, RunnerError, TaskError, ValueError) as exc:
         print(f"dagger: {exc}", file=sys.stderr)
         return 2

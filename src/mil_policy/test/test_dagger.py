@@ -4,6 +4,7 @@ it writes and how training reads them."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,7 @@ def test_cli_writes_labelled_rollouts_beside_the_demos_that_training_never_adapt
     demos = tmp_path / "demos"
     gen = ["--family", "reaching", "--tasks", "2", "--demos-per-task", "2", "--out", str(demos)]
     assert generate.main([*gen, "--family-config", json.dumps(family_config)]) == 0
+    shutil.copytree(demos, tmp_path / "demos2")
     ckpt = untrained_reaching_1s
     argv = ["--checkpoint", str(ckpt), "--demos", str(demos), "--tasks", "2", "--rollouts", "2", "--round", "1"]
     assert main([*argv, "--threads", "1"]) == 0
@@ -116,6 +118,14 @@ def test_cli_writes_labelled_rollouts_beside_the_demos_that_training_never_adapt
         seen_eval |= set(idx.demos[:, 1].tolist())
     assert any(not ds.adaptable[d] for d in seen_eval)
 
+    # Two worker processes write the same rollouts (same scenes, same bags) as one.
+    argv2 = [*argv[:3], str(tmp_path / "demos2"), *argv[4:]]
+    assert main([*argv2, "--workers", "2"]) == 0
+    assert "wrote 4 labelled rollouts (0 already there)" in capsys.readouterr().out
+    bags2 = sorted((tmp_path / "demos2").glob("reaching/train/*/demo_dagger1_*"))
+    assert [b.relative_to(tmp_path / "demos2") for b in bags2] == [b.relative_to(demos) for b in bags]
+    assert [read_episode(b).trial_seed for b in bags2] == [read_episode(b).trial_seed for b in bags]
+
 
 def test_cli_bad_input_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], untrained_reaching_1s: Path
@@ -129,5 +139,8 @@ def test_cli_bad_input_is_a_clear_error(
     with pytest.raises(SystemExit) as exc:
         main(["--checkpoint", ckpt, *base, "--beta", "2"])
     assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", ckpt, *base, "--workers", "0"])
+    assert "--workers must be positive" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--checkpoint", ckpt, "--demos", str(tmp_path / "nope"), "--tasks", "1", "--round", "1"])
