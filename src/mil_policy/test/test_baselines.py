@@ -12,8 +12,10 @@ import torch
 from mil_policy.baselines import ContextualMethod, LstmMethod, LstmNetwork
 from mil_policy.checkpoint import load_into, read_checkpoint, save_checkpoint
 from mil_policy.config import ConfigError, MilConfig
+from mil_policy.evaluate import check_compatible
 from mil_policy.maml import DemoBatch
 from mil_policy.methods import MilMethod, build_method
+from mil_sim.families import get_family
 
 ROOT = Path(__file__).resolve().parents[3]
 H, W, S, A = 10, 12, 3, 2
@@ -202,6 +204,8 @@ def test_mil_ablations_are_config_variants(network: dict[str, Any], maml: dict[s
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "config").glob("train_*.yaml")))
 def test_presets_build(name: str) -> None:
-    """Every shipped training preset loads and builds its method (a typo in one fails here, not hours in)."""
+    """Every shipped training preset loads, builds its method and fits the family it trains on (images,
+    state, actions, horizon): a typo or a wrong state_dim fails here, not hours in."""
     cfg = MilConfig.load(ROOT / "config" / f"{name}.yaml")
     assert build_method(cfg).config is cfg
+    check_compatible(cfg, get_family(cfg.data.family, **cfg.data.family_config), name)

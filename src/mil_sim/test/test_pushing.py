@@ -158,6 +158,27 @@ def test_hold_tool_upright_ignores_the_commanded_turn_and_the_expert_still_pushe
         PushingConfig(pusher="round", hold_tool_upright=True)
 
 
+def test_privileged_state_carries_the_true_target_and_goal_and_round_trips_a_bag(tmp_path: Path) -> None:
+    """``privileged_state`` (a diagnostic: cloning without perception) appends the target's and the goal's
+    true x, y to the robot state, named in ``state_names``; the robot part and the expert are unchanged."""
+    plain = PushingFamily(PushingConfig(action_space="ee_twist", pusher="round", hold_tool_upright=True))
+    family = PushingFamily(
+        PushingConfig(action_space="ee_twist", pusher="round", hold_tool_upright=True, privileged_state=True)
+    )
+    assert family.state_names == (*plain.state_names, "target_x", "target_y", "goal_x", "goal_y")
+    task = family.tasks("train")[2]
+    env, plain_env = family.make_env(task, 9, render=True), plain.make_env(task, 9, render=True)
+    episode = run_episode(family, env, family.make_expert(env, 4, 1.0))
+    plain_episode = run_episode(plain, plain_env, plain.make_expert(plain_env, 4, 1.0))
+    assert episode.success and episode.states.shape == (family.episode_steps, len(family.state_names))
+    np.testing.assert_array_equal(episode.states[:, :17], plain_episode.states)
+    np.testing.assert_allclose(episode.states[-1, 17:19], env.object_position("target")[:2], atol=0.01)
+    np.testing.assert_allclose(episode.states[:, 19:], np.tile(env.goal_position()[:2], (len(episode), 1)), atol=1e-6)
+    assert np.linalg.norm(episode.states[-1, 17:19] - episode.states[0, 17:19]) > 0.05  # the target moved
+    bag = read_episode(write_episode(tmp_path / "demo", episode, family.state_names))
+    np.testing.assert_array_equal(bag.states, episode.states)
+
+
 def twist_velocity(env: PushingEnv) -> np.ndarray:
     """The tip's linear velocity (world frame)."""
     jac = site_jacobian(env.model, env.data, env.tip_site, env.arm_dofs)

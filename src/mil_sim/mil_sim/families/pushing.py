@@ -124,6 +124,9 @@ class PushingConfig:
     # ee_twist with the round tool: the Cartesian controller keeps the tool upright itself and ignores the
     # command's angular part, so the policy steers the tip alone (see PushingEnv.step for why)
     hold_tool_upright: bool = False
+    # Diagnostic only: the state also carries the target's and the goal's true positions (x, y), so that
+    # cloning the expert can be tested without perception. It gives the task away, so it is not for MIL.
+    privileged_state: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -537,7 +540,11 @@ class PushingEnv(Env):
     # -- observation ----------------------------------------------------------------------------
     def _observe(self) -> Observation:
         image = self.render_camera() if self._render_obs else np.zeros((0, 0, 3), np.uint8)
-        return Observation(image=image, state=self.robot_state(), time=self._t)
+        state = self.robot_state()
+        if self.config.privileged_state:
+            scene = [*self.object_position("target")[:2], *self.goal_position()[:2]]
+            state = np.concatenate([state, np.asarray(scene, dtype=state.dtype)])
+        return Observation(image=image, state=state, time=self._t)
 
     def tip_position(self) -> np.ndarray:
         return self.data.site_xpos[self.tip_site].copy()
@@ -769,6 +776,9 @@ def saturate(action: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- family
 
 
+PRIVILEGED_STATE_NAMES = ("target_x", "target_y", "goal_x", "goal_y")  # PushingConfig.privileged_state
+
+
 class PushingFamily(TaskFamily):
     """Task = (target object, distractor object), both from one split of the catalogue."""
 
@@ -793,6 +803,8 @@ class PushingFamily(TaskFamily):
         twist = c.action_space == "ee_twist"
         self.action_limits = np.array([lin, lin, lin, ang, ang, ang]) if twist else np.ones(7)
         self.action_meaning = "numbers (tool twist)" if twist else "joint torques in [-1, 1]"
+        if c.privileged_state:
+            self.state_names = (*PushingFamily.state_names, *PRIVILEGED_STATE_NAMES)
         self.catalogue: PushCatalogue = push_catalogue(c.n_objects, c.n_val_objects, c.n_test_objects)
         self.control_rate_hz = c.control_rate_hz
         self.episode_steps = c.episode_steps
