@@ -270,7 +270,7 @@ class Trainer:
         """The run's config and the checkpoint to resume from (None: fresh start)."""
         args = self.args
         latest = self.out / LATEST
-        resume_from = None
+        resume_from, saved_config = None, None
         if latest.exists():
             if not args.resume:
                 raise TrainError(
@@ -282,7 +282,7 @@ class Trainer:
             self._say(f"nothing to resume in {self.out}: starting a new run")
         if args.config is not None:
             base = MilConfig.load(args.config).to_dict()
-        elif resume_from is not None:
+        elif saved_config is not None:
             base = saved_config.to_dict()
         else:
             raise TrainError("--config is required for a new run")
@@ -292,7 +292,7 @@ class Trainer:
         config = MilConfig.from_dict(base)
         if config.method == "random":
             raise TrainError("method 'random' has nothing to train")
-        if resume_from is not None:
+        if saved_config is not None:
             require_same_model(
                 saved_config,
                 config,
