@@ -58,21 +58,24 @@ class Settings:
 
 
 @dataclass
-class TaskSummary:
-    """What one task's rollouts came to (a worker process returns it)."""
-
-    written: int = 0
-    existing: int = 0
-    successes: int = 0
-    shares: list[float] = field(default_factory=list)  # fraction of steps the policy drove, per rollout
-
-
-@dataclass
 class Summary:
+    """What rollouts came to: one task's (a worker process returns it) or, added up, the whole round's."""
+
     written: int = 0
     existing: int = 0
     successes: int = 0  # of the rollouts written now
-    policy_share: float = 0.0  # mean fraction of control steps the policy drove
+    shares: list[float] = field(default_factory=list)  # fraction of steps the policy drove, per rollout written
+
+    @property
+    def policy_share(self) -> float:
+        """Mean fraction of control steps the policy drove (0 when nothing was written)."""
+        return float(np.mean(self.shares)) if self.shares else 0.0
+
+    def add(self, other: Summary) -> None:
+        self.written += other.written
+        self.existing += other.existing
+        self.successes += other.successes
+        self.shares += other.shares
 
 
 def rollout_path(demos: Path, family: str, task: Task, round_: int, k: int) -> Path:
@@ -117,15 +120,15 @@ def collect_task(
     demos: Path,
     s: Settings,
     t: int,
-    on_rollout: Callable[[TaskSummary], None] | None = None,
-) -> TaskSummary:
+    on_rollout: Callable[[Summary], None] | None = None,
+) -> Summary:
     """Write the missing rollouts of task ``t`` of the split, after adapting on one fresh expert demo;
     ``on_rollout`` sees the running summary after each (a progress bar in a single process)."""
     family = runner.family
     task = family.tasks(s.split)[t]
     paths = [rollout_path(demos, family.name, task, s.round, k) for k in range(s.rollouts)]
     todo = [k for k, p in enumerate(paths) if not p.exists()]
-    done = TaskSummary(existing=s.rollouts - len(todo))
+    done = Summary(existing=s.rollouts - len(todo))
     if not todo:
         return done
     eval_settings = EvalSettings(tasks=s.tasks, trials=s.rollouts, split=s.split, seed=s.seed)
@@ -153,14 +156,14 @@ def _init_worker(checkpoint: str, demos: Path, s: Settings) -> None:
     _worker = (PolicyRunner(checkpoint), checkpoint, demos, s)
 
 
-def _collect_in_worker(t: int) -> TaskSummary:
+def _collect_in_worker(t: int) -> Summary:
     assert _worker is not None, "worker not initialised"
     return collect_task(*_worker, t)
 
 
 def _task_summaries(
     runner: PolicyRunner, checkpoint: str, demos: Path, s: Settings, workers: int, bar: tqdm
-) -> Iterator[TaskSummary]:
+) -> Iterator[Summary]:
     """One summary per task as tasks finish: in this process (the bar moves per rollout), or in a spawn
     pool of ``workers`` processes (each loads the checkpoint; a task's rollouts share one adaptation, so
     the task is the unit, and the bar moves per task)."""
@@ -183,19 +186,15 @@ def collect(runner: PolicyRunner, checkpoint: str, demos: Path, s: Settings, wor
     split_tasks = family.tasks(s.split)
     if not 1 <= s.tasks <= len(split_tasks):
         raise EvaluationError(f"--tasks {s.tasks}: the {s.split} split has {len(split_tasks)} tasks")
-    summary, shares = Summary(), []
+    summary = Summary()
     bar = tqdm(total=s.tasks * s.rollouts, desc=f"dagger round {s.round}", unit="rollout", file=sys.stderr)
     try:
         for done in _task_summaries(runner, checkpoint, demos, s, workers, bar):
-            summary.written += done.written
-            summary.existing += done.existing
-            summary.successes += done.successes
-            shares += done.shares
+            summary.add(done)
             bar.set_postfix(success=f"{summary.successes}/{summary.written}")
     finally:  # even after Ctrl-C, the index lists exactly the bags on disk (as generate_demos')
         bar.close()
         write_index(demos / family.name / s.split, family.name, s.split)
-    summary.policy_share = float(np.mean(shares)) if shares else 0.0
     return summary
 
 
