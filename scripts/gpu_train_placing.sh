@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Meta-train several placing runs at once on one GPU machine for a fixed wall-clock budget (why these
-# three: docs/results.md, "Placing: what the next GPU session trains"). The machine needs torch, numpy,
+# four: docs/results.md, "Placing: what the next GPU session trains"). The machine needs torch, numpy,
 # safetensors, PyYAML and tqdm; rosbags and its needs can come as wheels. It needs no bags: CACHE_TAR
 # holds one dataset cache directory (DEMOS/.mil_cache/placing-T30-<hash>, built here by any train run
 # with config/train_placing_60x40.yaml, packed with tar), which `train --demos` accepts alone.
@@ -14,7 +14,7 @@
 #
 # Each run is stopped with SIGTERM after SECONDS (the trainer finishes its iteration and saves
 # OUT_DIR/<run>/checkpoint with its optimiser state, so `train --resume` continues it); logs go to
-# OUT_DIR/<run>.log. Three processes share the GPU: one alone leaves most of it idle at this size.
+# OUT_DIR/<run>.log. Four processes share the GPU: one alone leaves most of it idle at this size.
 set -euo pipefail
 cache_tar=$1 budget=$2 out=$3 device=${4:-cuda}
 py=${PYTHON:-python3}
@@ -41,8 +41,10 @@ train g60_cont "${wide[@]}" --init-weights src/mil_policy/mil_policy/assets/plac
 train g60_video --config config/train_placing_60x40_video.yaml --set maml.meta_batch=24
 # The shipped recipe again with another seed: is 34% reproducible?
 train g60_mb24_s1 "${wide[@]}" --set train.seed=1
+# MIL from video + state (section 4.2's two heads, the demo's robot states kept, its actions not).
+train g60_state --config config/train_placing_60x40_video.yaml --set maml.meta_batch=24 --set maml.demo_inputs=no_actions
 status=0
-for _ in 1 2 3; do
+for _ in 1 2 3 4; do
   wait -n || { rc=$?; [ "$rc" = 124 ] || [ "$rc" = 130 ] || status=$rc; }  # 124 / 130: stopped at the budget
 done
 rm -rf "$work"
