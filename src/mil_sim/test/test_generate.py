@@ -110,6 +110,36 @@ def test_a_later_bag_made_otherwise_is_caught_too(tmp_path: Path, capsys: pytest
     assert not list((tmp_path / "a").rglob("demo_2"))
 
 
+def test_resume_reads_only_bags_the_index_does_not_know(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed run takes unchanged bags' settings from index.json (no YAML parsing per bag), yet a bag
+    replaced since the index was written is read again, so the settings check still sees it."""
+    assert run(tmp_path / "a", tasks=1, demos=2) == 0
+    assert run(tmp_path / "b", "--seed", "3", tasks=1, demos=2) == 0
+    parsed: list[Path] = []
+    real = generate.read_task_metadata
+
+    def counting(path: Path) -> dict:
+        parsed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(generate, "read_task_metadata", counting)
+    assert run(tmp_path / "a", tasks=1, demos=2) == 0
+    assert parsed == []
+    out_a, out_b = tmp_path / "a" / "reaching" / "train", tmp_path / "b" / "reaching" / "train"
+    entry = json.loads((out_a / "index.json").read_text())["demos"][0]
+    assert (entry["generator_seed"], entry["expert_noise"], entry["perturb_std"]) == (0, 1.0, 0.0)
+
+    (bag,) = {p.parent for p in out_a.rglob("demo_0/*.mcap")}
+    shutil.rmtree(bag)
+    shutil.copytree(out_b / bag.relative_to(out_a), bag)  # same path, another seed's bag
+    capsys.readouterr()
+    assert run(tmp_path / "a", tasks=1, demos=3) == 2
+    assert parsed == [bag]
+    assert "demo_0 was made with generator_seed 3 (asked 0)" in capsys.readouterr().err
+
+
 def test_same_seed_same_dataset(tmp_path: Path) -> None:
     assert run(tmp_path / "a", tasks=1, demos=1) == 0
     assert run(tmp_path / "b", tasks=1, demos=1) == 0
