@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Meta-train several placing runs at once on one GPU machine for a fixed wall-clock budget (why these
-# four: docs/results.md, "Placing: what the next GPU session trains"). The machine needs torch, numpy,
+# four: docs/results.md, "Placing: four more runs on one H200"). The machine needs torch, numpy,
 # safetensors, PyYAML and tqdm; rosbags and its needs can come as wheels. It needs no bags: CACHE_TAR
 # holds one dataset cache directory (DEMOS/.mil_cache/placing-T30-<hash>, built here by any train run
 # with config/train_placing_60x40.yaml, packed with tar), which `train --demos` accepts alone.
