@@ -36,6 +36,7 @@ setup(
         "console_scripts": [
             "train = mil_policy.train:main",
             "evaluate = mil_policy.evaluate:main",
+            "compare_evals = mil_policy.compare_evals:main",
             "diagnose = mil_policy.diagnose:main",
             "drift = mil_policy.drift:main",
             "dagger = mil_policy.dagger:main",
