@@ -255,20 +255,15 @@ def _bag_sort_key(p: Path) -> tuple[str, int, str]:
     return (p.parent.name, int(suffix) if suffix.isdigit() else -1, p.name)
 
 
-def write_index(out: Path, family: str, split: str) -> tuple[Path, int, list[str]]:
-    """(Re)write ``out/index.json`` from the bags on disk, atomically; returns (path, bags, problems)."""
+def write_index(out: Path, family: str, split: str) -> tuple[Path, list[dict[str, Any]], list[str]]:
+    """(Re)write ``out/index.json`` from the bags on disk, atomically; returns (path, entries, problems)."""
     entries, bad = scan_bags(out)
-    return save_index(out, family, split, entries), len(entries), bad
-
-
-def save_index(out: Path, family: str, split: str, entries: list[dict[str, Any]]) -> Path:
-    """Write ``out/index.json`` listing ``entries``, atomically (readers never see half a file)."""
     doc = {"family": family, "split": split, "num_demos": len(entries), "demos": entries}
     index = out / INDEX_NAME
     tmp = out / f".{INDEX_NAME}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     tmp.replace(index)
-    return index
+    return index, entries, bad
 
 
 def remove_stale_tmp(out: Path, older_than_s: float = STALE_TMP_SECONDS) -> int:
@@ -365,8 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pending = [j for j in jobs if not bag_path(out, tasks[j.task_index], j.demo_index).exists()]
     # Indexing first brings the index up to date with the bags on disk (the end's rescan then parses
     # only the new ones) and gives the settings check every bag's entry.
-    existing, _ = scan_bags(out)
-    save_index(out, family.name, args.split, existing)
+    _, existing, _ = write_index(out, family.name, args.split)
     clash = settings_clash(settings, existing)
     if clash:
         print(f"generate_demos: error: {clash}; give these demos another --out", file=sys.stderr)
@@ -374,8 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         outcomes = _run_with_progress(settings, family, jobs, pending, args.workers)
     finally:  # even after Ctrl-C or a crashing expert, the index lists exactly the bags on disk
-        index, n_indexed, bad = write_index(out, family.name, args.split)
-    _print_summary(args, len(jobs), outcomes, index, n_indexed, bad, time.monotonic() - started)
+        index, indexed, bad = write_index(out, family.name, args.split)
+    _print_summary(args, len(jobs), outcomes, index, len(indexed), bad, time.monotonic() - started)
     return 0 if all(o.success for o in outcomes) else 1
 
 
