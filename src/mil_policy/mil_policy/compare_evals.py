@@ -12,14 +12,13 @@ test asks whether those discordant scenes split evenly, as they would if the two
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mil_policy.eval_report import TrialResult
+from mil_policy.eval_report import ResultsError, TrialResult, read_results
 
 SceneKey = tuple[str, int, tuple[int, ...]]  # task, trial seed, demo seeds: what both runs must share
 
@@ -68,15 +67,12 @@ def condition_name(t: TrialResult) -> str:
 
 def load_trials(path: str | Path) -> list[TrialResult]:
     """The trials of an ``evaluate`` output (its results.json, or the directory holding it)."""
-    path = Path(path)
-    file = path / "results.json" if path.is_dir() else path
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-        return [TrialResult(**t) for t in doc["trials"]]
-    except FileNotFoundError as exc:
-        raise CompareError(f"{file}: no such file (give an evaluate --out directory or its results.json)") from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CompareError(f"{file}: not an evaluate results.json ({type(exc).__name__}: {exc})") from exc
+        return [TrialResult(**t) for t in read_results(path, require="trials")["trials"]]
+    except ResultsError as exc:
+        raise CompareError(str(exc)) from None
+    except TypeError as exc:  # a trial with missing or unknown fields
+        raise CompareError(f"{path}: not an evaluate results.json ({exc})") from None
 
 
 def select(trials: Sequence[TrialResult], pick: str | None, source: str) -> list[TrialResult]:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mil_policy import eval_report
 from mil_policy.eval_report import wilson_interval
 
 COMPARED_SETTINGS = ("tasks", "trials", "split", "seed", "shots")
@@ -49,16 +49,10 @@ class Point:
 
 def read_results(path: Path) -> dict[str, Any]:
     """The ``results.json`` of an evaluate run (``path`` is the file or its directory)."""
-    file = path / "results.json" if path.is_dir() else path
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlotError(f"{file}: no such file (an evaluate --out directory or its results.json)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PlotError(f"{file}: not readable as JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("summary"), list):
-        raise PlotError(f"{file}: not an evaluate results.json (no 'summary' list)")
-    return doc
+        return eval_report.read_results(path, require="summary")
+    except eval_report.ResultsError as exc:
+        raise PlotError(str(exc)) from None
 
 
 def _row(doc: dict[str, Any], random: bool, source: str) -> dict[str, Any]:

@@ -143,6 +143,26 @@ def write_results(
     return paths
 
 
+class ResultsError(ValueError):
+    """A path is not a readable evaluate ``results.json`` (the message says why)."""
+
+
+def read_results(path: str | Path, require: str = "summary") -> dict[str, Any]:
+    """The ``results.json`` of an evaluate run (``path`` is the file or its directory), with its
+    ``require`` list (``summary`` or ``trials``) checked, for the tools that read evaluations back."""
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{file}: no such file (an evaluate --out directory or its results.json)") from None
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{file}: not readable as JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get(require), list):
+        raise ResultsError(f"{file}: not an evaluate results.json (no {require!r} list)")
+    return doc
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
