@@ -190,9 +190,20 @@ class TrainConfig:
     log_every: int = 10
     val_every: int = 200
     checkpoint_every: int = 500
+    # Keep the weights every N iterations in OUT/snapshots/iter_NNNNNN/ (0: none). Why: the validation
+    # loss picked poor placing checkpoints twice; ``select_checkpoint`` picks among snapshots by
+    # closed-loop success on validation tasks instead. ~0.1 MB each for the placing presets.
+    snapshot_every: int = 0
     vectorized: bool | None = None  # torch.func.vmap over tasks; None: on GPU only
     device: str = "auto"  # auto: cuda when available
     # vmap over tasks wins on GPU; on CPU grouped convolutions make it slower than the loop (bench/).
+
+    def __post_init__(self) -> None:
+        for name in ("log_every", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.snapshot_every < 0:
+            raise ConfigError(f"train.snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}")
 
 
 def _maml_from_dict(d: dict[str, Any], method: str) -> MamlConfig:

@@ -5,7 +5,8 @@
     torchrun --nproc_per_node=2 -m mil_policy.train ...      # data-parallel (mil_policy.distributed)
 
 Writes into OUT: ``checkpoint/`` (latest, with optimiser and RNG state for ``--resume``), ``best/``
-(lowest validation loss), ``metrics.csv``, ``tensorboard/``, ``training_curve.png`` and
+(lowest validation loss), ``snapshots/iter_NNNNNN/`` (weights every ``train.snapshot_every``
+iterations, for ``select_checkpoint``), ``metrics.csv``, ``tensorboard/``, ``training_curve.png`` and
 ``config.json``. Validation is the meta-loss on held-out *tasks* (fixed meta-batches, so the numbers are
 comparable across iterations). Ctrl-C (or SIGTERM) finishes the current iteration, saves a checkpoint
 and exits with status 130; a second Ctrl-C aborts at once. User errors exit with status 2 and one line.
@@ -54,7 +55,13 @@ from mil_policy.trainer_state import optimizer_from_flat, optimizer_to_flat, rng
 
 LATEST = "checkpoint"
 BEST = "best"
+SNAPSHOTS = "snapshots"
 EXIT_INTERRUPTED = 130
+
+
+def snapshot_path(run: Path, iteration: int) -> Path:
+    """Where a run keeps its weights of ``iteration`` (``train.snapshot_every``)."""
+    return run / SNAPSHOTS / f"iter_{iteration:06d}"
 
 
 class TrainError(RuntimeError):
@@ -497,6 +504,8 @@ class Trainer:
                         self._save(self.out / BEST, with_state=False)
                     if periodic:
                         self._save(self.out / LATEST, with_state=True)
+                    if cfg.snapshot_every and p.iteration % cfg.snapshot_every == 0:
+                        self._save(snapshot_path(self.out, p.iteration), with_state=False)
                     bar.update(1)
                     shown = {"loss": f"{loss:.4g}"}
                     if p.last_val is not None:

@@ -104,3 +104,16 @@ def test_shipped_variants_differ_from_their_base_only_where_they_say() -> None:
                 k: v for k, v in d[section].items() if k not in ("image_width", "image_height", "family_config")
             }
     assert wide == base
+
+
+@pytest.mark.parametrize(
+    ("train", "error"),
+    [
+        ({"snapshot_every": -1}, "snapshot_every must be >= 0"),
+        ({"val_every": 0}, "val_every must be at least 1"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be at least 1"),
+    ],
+)
+def test_train_intervals_are_checked(train: dict[str, int], error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        MilConfig.from_dict({"train": train})
