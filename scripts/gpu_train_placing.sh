@@ -15,6 +15,9 @@
 # Each run is stopped with SIGTERM after SECONDS (the trainer finishes its iteration and saves
 # OUT_DIR/<run>/checkpoint with its optimiser state, so `train --resume` continues it); logs go to
 # OUT_DIR/<run>.log. Four processes share the GPU: one alone leaves most of it idle at this size.
+# The presets keep weights every 500 iterations (OUT_DIR/<run>/snapshots/, 0.1 MB each): bring the run
+# directories back and pick each run's checkpoint with `select_checkpoint` on the CPU machine, not by
+# validation loss (docs/evaluation.md), rather than spend the lease on rollouts.
 set -euo pipefail
 cache_tar=$1 budget=$2 out=$3 device=${4:-cuda}
 py=${PYTHON:-python3}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import shutil
 import signal
 import sys
 import time
@@ -62,6 +63,14 @@ EXIT_INTERRUPTED = 130
 def snapshot_path(run: Path, iteration: int) -> Path:
     """Where a run keeps its weights of ``iteration`` (``train.snapshot_every``)."""
     return run / SNAPSHOTS / f"iter_{iteration:06d}"
+
+
+def drop_later_snapshots(run: Path, iteration: int) -> None:
+    """Delete snapshots of iterations after ``iteration``: on resume they come from the part of the run
+    that was lost with the interruption (as the metrics rows TrainLog drops), not from this one."""
+    for d in (run / SNAPSHOTS).glob("iter_*"):
+        if d.name[5:].isdigit() and int(d.name[5:]) > iteration:
+            shutil.rmtree(d)
 
 
 class TrainError(RuntimeError):
@@ -426,6 +435,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(config.to_json() + "\n")
             log = TrainLog(self.out, self.progress.iteration)
+            drop_later_snapshots(self.out, self.progress.iteration)
         start = self.progress.iteration
         if start:
             self._say(f"resuming {self.out} at iteration {start}")

@@ -48,6 +48,16 @@ def test_training_keeps_weight_snapshots(tiny_run: Path) -> None:
     assert any(not torch.equal(w2[k], w4[k]) for k in w2)  # and the first is not
 
 
+def test_resume_drops_snapshots_of_the_lost_part_of_a_run(reaching_demos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["--demos", str(reaching_demos), "--out", str(out), "--threads", "1"]
+    assert train.main([*argv, "--config", str(CONFIG), "--iterations", "2", "--set", "train.snapshot_every=1"]) == 0
+    stale = out / "snapshots" / "iter_000007"  # as if written after the checkpoint, then lost in a crash
+    stale.mkdir()
+    assert train.main([*argv, "--resume", "--iterations", "3"]) == 0
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["iter_000001", "iter_000002", "iter_000003"]
+
+
 def test_candidates_merge_checkpoints_that_a_snapshot_already_holds(tiny_run: Path) -> None:
     cands = find_candidates(tiny_run)
     assert [c.iteration for c in cands] == [2, 4]  # best/ and checkpoint/ are iterations 2 or 4: no extras
