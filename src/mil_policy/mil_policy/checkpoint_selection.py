@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 from collections.abc import Sequence
@@ -27,17 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from mil_policy.checkpoint import CheckpointError, read_checkpoint, read_checkpoint_config, save_checkpoint
+from mil_policy.checkpoint import read_checkpoint, read_checkpoint_config, save_checkpoint
 from mil_policy.compare_evals import pair
-from mil_policy.config import DEMO_INPUTS, ConfigError
-from mil_policy.demo_arrays import DemoError
+from mil_policy.config import DEMO_INPUTS
 from mil_policy.eval_report import ConditionSummary, TrialResult, format_table, summarize, write_results
-from mil_policy.evaluate import EvalSettings, EvaluationError, evaluate, make_variants, resolve_device
+from mil_policy.evaluate import (
+    USER_ERRORS,
+    EvalSettings,
+    add_rollout_options,
+    evaluate,
+    make_variants,
+    resolve_device,
+    run_cli,
+)
 from mil_policy.train import BEST, LATEST, SNAPSHOTS
 from mil_policy.train_log import CSV_NAME, read_metrics
-from mil_sim.core import TaskError
 
 BEST_SUCCESS = "best_success"
 SNAPSHOT_NAME = re.compile(r"iter_(\d+)$")
@@ -250,59 +253,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=1, help="trials per task (default: 1)")
     p.add_argument("--shots", type=int, default=1, help="demos per task (default: 1)")
     p.add_argument("--demo-inputs", choices=DEMO_INPUTS, help="what the demo provides (default: as trained)")
-    p.add_argument(
-        "--family-config",
-        type=json.loads,
-        default=None,
-        metavar="JSON",
-        help="overrides of the family's config (as for evaluate)",
-    )
     p.add_argument("--min-iteration", type=int, default=0, help="leave out checkpoints before this iteration")
     p.add_argument("--every", type=int, default=None, metavar="N", help="only snapshots at multiples of N")
-    p.add_argument("--seed", type=int, default=0, help="seeds the demo and trial layouts")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes")
-    p.add_argument("--device", default="cpu", help="torch device for the policies: cpu, cuda, auto")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads in this process")
     p.add_argument("--out", type=Path, default=None, help="where the evaluation goes (default: RUN/selection)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_rollout_options(p)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    threads = torch.get_num_threads()
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if min(args.tasks, args.trials, args.shots, args.workers, 1 if args.every is None else args.every) < 1:
-            raise SelectionError("--tasks, --trials, --shots, --workers and --every must be at least 1")
-        if args.family_config is not None and not isinstance(args.family_config, dict):
-            raise SelectionError("--family-config must be a JSON object")
-        out = args.out or args.run / "selection"
-        settings = EvalSettings(
-            tasks=args.tasks,
-            trials=args.trials,
-            shots=(args.shots,),
-            split=args.split,
-            seed=args.seed,
-            out=out,
-            workers=args.workers,
-            device=resolve_device(args.device),
-        )
-        chosen, scored, trials = select(
-            args.run,
-            settings,
-            args.demo_inputs,
-            args.family_config,
-            args.min_iteration,
-            args.every,
-            not args.no_progress,
-        )
-    except (SelectionError, EvaluationError, CheckpointError, ConfigError, TaskError, DemoError) as exc:
-        print(f"select_checkpoint: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        torch.set_num_threads(threads)
+def _main(args: argparse.Namespace) -> int:
+    if min(args.tasks, args.trials, args.shots, args.workers, 1 if args.every is None else args.every) < 1:
+        raise SelectionError("--tasks, --trials, --shots, --workers and --every must be at least 1")
+    if args.family_config is not None and not isinstance(args.family_config, dict):
+        raise SelectionError("--family-config must be a JSON object")
+    out = args.out or args.run / "selection"
+    settings = EvalSettings(
+        tasks=args.tasks,
+        trials=args.trials,
+        shots=(args.shots,),
+        split=args.split,
+        seed=args.seed,
+        expert_noise=args.expert_noise,
+        out=out,
+        workers=args.workers,
+        device=resolve_device(args.device),
+    )
+    chosen, scored, trials = select(
+        args.run, settings, args.demo_inputs, args.family_config, args.min_iteration, args.every, not args.no_progress
+    )
     print(format_table([s.summary for s in scored]))
     print(
         f"\nchosen: {chosen.candidate.title}, iteration {chosen.candidate.iteration}, "
@@ -316,6 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.run / BEST_SUCCESS} on --split test for its figure; plot {out / 'selection.png'}"
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli("select_checkpoint", build_parser().parse_args(argv), _main, (*USER_ERRORS, SelectionError))
 
 
 if __name__ == "__main__":

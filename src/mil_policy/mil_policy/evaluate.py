@@ -559,13 +559,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--method", choices=[RANDOM], help="also evaluate the random policy (needs no checkpoint)")
     p.add_argument("--family", help="task family (default: the checkpoint's; required for --method random alone)")
-    p.add_argument(
-        "--family-config",
-        type=json.loads,
-        default=None,
-        metavar="JSON",
-        help="overrides of the family's config, e.g. '{\"episode_steps\": 30}'",
-    )
     p.add_argument("--split", default="test", help="task split to evaluate on (default: test, held out)")
     p.add_argument("--tasks", type=int, help="first N tasks of the split (default: the paper's protocol)")
     p.add_argument("--trials", type=int, help="trials per task (default: the paper's protocol)")
@@ -587,6 +580,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep N rollout videos of successes and N of failures per condition (demo | rollout)",
     )
     p.add_argument("--video-format", choices=["gif", "mp4"], default="gif")
+    add_rollout_options(p)
+    return p
+
+
+def add_rollout_options(p: argparse.ArgumentParser) -> None:
+    """The options of every command that rolls checkpoints out through :func:`evaluate`."""
+    p.add_argument(
+        "--family-config",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="overrides of the family's config, e.g. '{\"episode_steps\": 30}'",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel processes (each loads the methods)")
     p.add_argument("--device", default="cpu", help="torch device for the policies: cpu, cuda, auto")
     p.add_argument(
@@ -598,21 +604,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the demo and trial layouts")
     p.add_argument("--expert-noise", type=float, default=1.0, help="noise of the demonstrating expert")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+USER_ERRORS: tuple[type[Exception], ...] = (EvaluationError, CheckpointError, ConfigError, TaskError, DemoError)
+
+
+def run_cli(
+    prog: str,
+    args: argparse.Namespace,
+    body: Callable[[argparse.Namespace], int],
+    errors: tuple[type[Exception], ...] = USER_ERRORS,
+) -> int:
+    """``body(args)`` with ``--threads`` applied and restored; a user error prints one line, status 2."""
     threads = torch.get_num_threads()
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
-        return _main(args)
-    except (EvaluationError, CheckpointError, ConfigError, TaskError, DemoError) as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return body(args)
+    except errors as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli("evaluate", build_parser().parse_args(argv), _main)
 
 
 def _main(args: argparse.Namespace) -> int:
