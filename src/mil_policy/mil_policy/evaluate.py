@@ -47,7 +47,7 @@ from mil_policy.eval_report import (
 from mil_policy.maml import DemoBatch
 from mil_policy.methods import ConditionedPolicy, Method, build_method, images_to_tensor
 from mil_policy.video import write_rollout_video
-from mil_sim.core import Env, Episode, TaskError, TaskFamily
+from mil_sim.core import Env, Episode, Task, TaskError, TaskFamily
 from mil_sim.families import get_family
 from mil_sim.rollout import run_episode
 
@@ -333,10 +333,15 @@ def rollout(
     action: np.ndarray | None = None
     error = None
     for i in range(family.episode_steps):
+        frame = None
         if record and i % family.camera_every == 0:
-            frames.append(env.render_camera())
+            frame = env.render_camera()
+            frames.append(frame)
         if i in acting or action is None:
-            image = family.preprocess(env.render_camera()) if policy.reads_images else NO_IMAGE
+            if policy.reads_images:  # the video's frame of this step when there is one: same state, same pixels
+                image = family.preprocess(env.render_camera() if frame is None else frame)
+            else:
+                image = NO_IMAGE
             action = np.asarray(policy.act(image, obs.state), dtype=np.float32)
             if not family.is_valid_action(action):
                 error = f"step {i}: policy returned action {action!r}"
@@ -372,6 +377,9 @@ class Evaluator:
         self.settings = settings
         self._families: dict[str, TaskFamily] = {}
         self._methods: dict[tuple[str, str], tuple[Method | None, MilConfig | None]] = {}
+        # Videos this worker has saved per condition and outcome. Units come in task order, so the trials
+        # _prune_videos keeps (the first per condition and outcome) are always among the recorded ones.
+        self._videos: dict[tuple[str, int, str], dict[bool, int]] = {}
 
     def family(self, variant: Variant) -> TaskFamily:
         key = _family_key(variant)
@@ -429,13 +437,9 @@ class Evaluator:
         policy_steps = subsample_indices(family.episode_steps, horizon)
         results = []
         for shots, make_policy in self._conditions(v, family, task_index, demos):
-            saved = {True: 0, False: 0}
+            saved = self._videos.setdefault((v.label, shots, v.demo_inputs), {True: 0, False: 0})
             for k, trial_seed in enumerate(seeds):
-                env = family.make_env(task, trial_seed, render=False)
-                try:
-                    outcome = rollout(family, env, make_policy(k), policy_steps, record=s.videos > 0)
-                finally:
-                    env.close()
+                outcome = self._trial(family, task, trial_seed, make_policy(k), policy_steps, record=False)
                 demo_seeds = [d.trial_seed for d in demos[:shots]]
                 result = TrialResult(
                     v.label,
@@ -453,12 +457,31 @@ class Evaluator:
                     target_distance=outcome.target_distance,
                 )
                 if s.videos > 0 and s.out is not None and saved[result.success] < s.videos:
-                    saved[result.success] += 1
-                    result.video = self._save_video(result, outcome.frames, demos[0] if demos else None, family)
+                    # Replayed with the camera on (rollouts are deterministic) rather than recording every
+                    # trial: rendering frames for a video would otherwise double most trials' cost.
+                    replay = self._trial(family, task, trial_seed, make_policy(k), policy_steps, record=True)
+                    if replay.success == outcome.success and replay.chosen == outcome.chosen:
+                        saved[result.success] += 1
+                        result.video = self._save_video(result, replay.frames, demos[0] if demos else None, family)
                 results.append(result)
                 if on_trial:
                     on_trial()
         return results
+
+    @staticmethod
+    def _trial(
+        family: TaskFamily,
+        task: Task,
+        trial_seed: int,
+        policy: ConditionedPolicy,
+        policy_steps: np.ndarray,
+        record: bool,
+    ) -> RolloutOutcome:
+        env = family.make_env(task, trial_seed, render=False)
+        try:
+            return rollout(family, env, policy, policy_steps, record=record)
+        finally:
+            env.close()
 
     def _save_video(self, r: TrialResult, frames: list[np.ndarray], demo: Episode | None, family: TaskFamily) -> str:
         assert self.settings.out is not None

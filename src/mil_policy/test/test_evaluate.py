@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from mil_policy import evaluate as evaluate_module
 from mil_policy.checkpoint import save_checkpoint
 from mil_policy.config import MilConfig
 from mil_policy.demo_arrays import subsample_indices
@@ -274,6 +276,30 @@ def test_parallel_workers_give_the_same_trials(tmp_path: Path) -> None:
     serial = evaluate([variant], settings, progress=False)
     parallel = evaluate([variant], EvalSettings(tasks=2, trials=1, out=tmp_path, workers=2), progress=False)
     assert serial == parallel
+
+
+def test_videos_replay_only_the_trials_they_keep(
+    checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variants = make_variants([checkpoints["mil"]], random=True)
+    plain = evaluate(variants, EvalSettings(tasks=3, trials=2), progress=False)
+    recorded: list[bool] = []
+    real_rollout = evaluate_module.rollout
+
+    def counting_rollout(*args: Any, record: bool = False, **kwargs: Any) -> Any:
+        recorded.append(record)
+        return real_rollout(*args, record=record, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "rollout", counting_rollout)
+    filmed = evaluate(variants, EvalSettings(tasks=3, trials=2, videos=1, out=tmp_path), progress=False)
+    assert [dataclasses.replace(r, video=None) for r in filmed] == plain  # filming changes no outcome
+    assert recorded.count(False) == len(plain)  # every trial once without the camera...
+    outcomes = {(r.label, r.success) for r in plain}
+    assert recorded.count(True) == len(outcomes)  # ...and one replay per condition and outcome it had
+    for label, success in outcomes:
+        first = next(r for r in filmed if (r.label, r.success) == (label, success))
+        assert first.video is not None and (tmp_path / first.video).is_file()
+        assert all(r.video is None for r in filmed if (r.label, r.success) == (label, success) and r is not first)
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
