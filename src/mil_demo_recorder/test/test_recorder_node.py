@@ -297,12 +297,14 @@ def test_sigkill_mid_demo_leaves_a_bag_that_opens_flagged_incomplete(teleop: Tel
             10.0,
             "messages reaching the recorder",
         )
-        # Wait until the flushed part on disk holds 20 steps (the recorder flushes every 0.5 s).
+        # Wait until the flushed part on disk holds 20 steps and 10 camera frames (the recorder flushes
+        # every 0.5 s; the camera's best-effort stream can lag the others, so both are waited for).
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline:
             try:
                 (partial,) = list(root.glob("*/demo_*"))
-                if len(db.read_raw_episode(partial, allow_incomplete=True, max_gap_s=LOADED_CI_GAP_S)) >= 20:
+                flushed = db.read_raw_episode(partial, allow_incomplete=True, max_gap_s=LOADED_CI_GAP_S)
+                if len(flushed) >= 20 and len(flushed.images) >= 10:
                     break
             except (ValueError, OSError):
                 pass  # not on disk yet

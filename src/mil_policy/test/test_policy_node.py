@@ -219,7 +219,7 @@ def test_bad_demo_faults_and_the_arm_does_not_move(
     import re
 
     assert re.search(match, sys_.states[-1]["detail"], re.IGNORECASE), sys_.states[-1]["detail"]
-    sys_.spin_until(lambda: len(sys_.joints) > 5, 10.0, "joint states")
+    sys_.spin_until(lambda: len(sys_.joints) > 5, 30.0, "joint states")  # DDS discovery can be slow
     before = sys_.joints[-1].copy()
     time.sleep(0.5)
     sys_.spin_until(lambda: len(sys_.joints) > 10, 10.0, "more joint states")
