@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,11 +40,10 @@ from mil_policy.evaluate import (
     resolve_device,
     run_cli,
 )
-from mil_policy.train import BEST, LATEST, SNAPSHOTS
+from mil_policy.train import BEST, LATEST, SNAPSHOTS, snapshot_iterations
 from mil_policy.train_log import CSV_NAME, read_metrics
 
 BEST_SUCCESS = "best_success"
-SNAPSHOT_NAME = re.compile(r"iter_(\d+)$")
 
 
 class SelectionError(ValueError):
@@ -79,11 +77,9 @@ def find_candidates(run: Path, min_iteration: int = 0, every: int | None = None)
     ``every``: only snapshots at multiples of it (``best/`` and ``checkpoint/`` always), to thin a dense run."""
     if not run.is_dir():
         raise SelectionError(f"{run}: no such run directory")
-    by_iteration: dict[int, Candidate] = {}
-    for d in sorted((run / SNAPSHOTS).glob("iter_*")):
-        m = SNAPSHOT_NAME.match(d.name)
-        if m and d.is_dir() and (not every or int(m.group(1)) % every == 0):
-            by_iteration[int(m.group(1))] = Candidate(d.name, d, int(m.group(1)))
+    by_iteration = {
+        it: Candidate(d.name, d, it) for it, d in snapshot_iterations(run).items() if not every or it % every == 0
+    }
     for name in (BEST, LATEST):
         path = run / name
         if not path.exists():

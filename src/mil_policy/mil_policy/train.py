@@ -65,11 +65,21 @@ def snapshot_path(run: Path, iteration: int) -> Path:
     return run / SNAPSHOTS / f"iter_{iteration:06d}"
 
 
+def snapshot_iterations(run: Path) -> dict[int, Path]:
+    """The run's snapshot directories by iteration (the names :func:`snapshot_path` gives)."""
+    found = {}
+    for d in (run / SNAPSHOTS).glob("iter_*"):
+        digits = d.name.removeprefix("iter_")
+        if digits.isdigit() and d.is_dir():
+            found[int(digits)] = d
+    return found
+
+
 def drop_later_snapshots(run: Path, iteration: int) -> None:
     """Delete snapshots of iterations after ``iteration``: on resume they come from the part of the run
     that was lost with the interruption (as the metrics rows TrainLog drops), not from this one."""
-    for d in (run / SNAPSHOTS).glob("iter_*"):
-        if d.name[5:].isdigit() and int(d.name[5:]) > iteration:
+    for it, d in snapshot_iterations(run).items():
+        if it > iteration:
             shutil.rmtree(d)
 
 
