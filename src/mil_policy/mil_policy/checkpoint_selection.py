@@ -30,7 +30,7 @@ from typing import Any
 from mil_policy.checkpoint import read_checkpoint, read_checkpoint_config, save_checkpoint
 from mil_policy.compare_evals import pair
 from mil_policy.config import DEMO_INPUTS
-from mil_policy.eval_report import ConditionSummary, TrialResult, format_table, summarize, write_results
+from mil_policy.eval_report import ConditionSummary, TrialResult, format_table, summarize
 from mil_policy.evaluate import (
     USER_ERRORS,
     EvalSettings,
@@ -39,6 +39,7 @@ from mil_policy.evaluate import (
     make_variants,
     resolve_device,
     run_cli,
+    write_evaluation,
 )
 from mil_policy.train import BEST, LATEST, SNAPSHOTS, snapshot_iterations
 from mil_policy.train_log import CSV_NAME, read_metrics
@@ -225,12 +226,7 @@ def select(
         ],
     }
     out = settings.out or run / "selection"
-    meta = {
-        "settings": {**dataclasses.asdict(settings), "out": str(out)},
-        "variants": [dataclasses.asdict(v) for v in variants],
-        "selection": selection,
-    }
-    write_results(out, list(rows.values()), trials, meta)
+    write_evaluation(out, settings, variants, list(rows.values()), trials, {"selection": selection})
     title = f"{run.name}: {variants[0].family}, {settings.tasks} {settings.split} tasks x {settings.trials}"
     plot_selection(scored, chosen, run / CSV_NAME, out / "selection.png", title)
     write_chosen(run, chosen, selection)

@@ -37,6 +37,7 @@ from mil_policy.checkpoint import CheckpointError, load_into, read_checkpoint
 from mil_policy.config import DEMO_INPUTS, ConfigError, MilConfig
 from mil_policy.demo_arrays import DemoError, demo_arrays, subsample_indices
 from mil_policy.eval_report import (
+    ConditionSummary,
     TrialResult,
     condition_key,
     format_table,
@@ -550,6 +551,24 @@ def evaluate(variants: Sequence[Variant], settings: EvalSettings, progress: bool
     return results
 
 
+def write_evaluation(
+    out: Path,
+    settings: EvalSettings,
+    variants: Sequence[Variant],
+    rows: Sequence[ConditionSummary],
+    trials: Sequence[TrialResult],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write an evaluation's summary and trials with its settings and variants, in the one results.json
+    layout every reader of evaluations (compare_evals, plot_dataset_size) takes; ``extra`` adds keys."""
+    meta = {
+        "settings": {**dataclasses.asdict(settings), "out": str(out)},
+        "variants": [dataclasses.asdict(v) for v in variants],
+        **(extra or {}),
+    }
+    return write_results(out, rows, trials, meta)
+
+
 def _prune_videos(results: list[TrialResult], keep: int, out: Path) -> None:
     """Workers each keep up to ``keep`` videos per outcome; keep the first ``keep`` per condition overall."""
     counts: dict[tuple[tuple[str, int, str], bool], int] = {}
@@ -686,11 +705,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     trials = evaluate(variants, settings, progress=not args.no_progress)
     rows = summarize(trials)
-    meta = {
-        "settings": {**dataclasses.asdict(settings), "out": str(args.out)},
-        "variants": [dataclasses.asdict(v) for v in variants],
-    }
-    paths = write_results(args.out, rows, trials, meta)
+    paths = write_evaluation(args.out, settings, variants, rows, trials)
     title = f"{variants[0].family}: {settings.tasks} {settings.split} tasks x {settings.trials} trials"
     plot = plot_success(rows, args.out / "success.png", title=title)
     print(format_table(rows))
