@@ -45,6 +45,7 @@ from mil_policy.train import BEST, LATEST, SNAPSHOTS, snapshot_iterations
 from mil_policy.train_log import CSV_NAME, read_metrics
 
 BEST_SUCCESS = "best_success"
+SELECTION = "selection"  # default --out under the run
 
 
 class SelectionError(ValueError):
@@ -225,7 +226,7 @@ def select(
             for s in scored
         ],
     }
-    out = settings.out or run / "selection"
+    out = settings.out or run / SELECTION
     write_evaluation(out, settings, variants, list(rows.values()), trials, {"selection": selection})
     title = f"{run.name}: {variants[0].family}, {settings.tasks} {settings.split} tasks x {settings.trials}"
     plot_selection(scored, chosen, run / CSV_NAME, out / "selection.png", title)
@@ -259,7 +260,7 @@ def _main(args: argparse.Namespace) -> int:
         raise SelectionError("--tasks, --trials, --shots, --workers and --every must be at least 1")
     if args.family_config is not None and not isinstance(args.family_config, dict):
         raise SelectionError("--family-config must be a JSON object")
-    out = args.out or args.run / "selection"
+    out = args.out or args.run / SELECTION
     settings = EvalSettings(
         tasks=args.tasks,
         trials=args.trials,
