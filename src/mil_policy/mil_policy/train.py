@@ -453,6 +453,19 @@ class Trainer:
             f"training {config.method} on {self.dist.device} x{self.dist.world_size} for "
             f"{config.train.iterations} iterations"
         )
+        maml = config.maml
+        if maml.meta_lr_schedule == "cosine":
+            total = config.train.iterations
+            if maml.meta_lr_decay_from >= total:
+                self._say(
+                    f"warning: maml.meta_lr_decay_from ({maml.meta_lr_decay_from}) >= train.iterations ({total}): "
+                    f"the meta learning rate stays {maml.meta_lr:g}"
+                )
+            else:
+                self._say(
+                    f"meta learning rate {maml.meta_lr:g} until iteration {maml.meta_lr_decay_from}, then a "
+                    f"cosine down to {maml.meta_lr * maml.meta_lr_final:g} at {total}"
+                )
         try:
             with self._signals():
                 interrupted = self._loop(log)
@@ -491,6 +504,9 @@ class Trainer:
         interrupted = False
         try:
             while p.iteration < total:
+                lr = self.config.maml.meta_lr_at(p.iteration, total)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
                 loss, stop = meta_step(
                     self.method, self.optimizer, self.train_sampler, self.dist, stop=lambda: self.stop_requested
                 )
@@ -528,6 +544,8 @@ class Trainer:
                         self._save(snapshot_path(self.out, p.iteration), with_state=False)
                     bar.update(1)
                     shown = {"loss": f"{loss:.4g}"}
+                    if self.config.maml.meta_lr_schedule != "constant":
+                        shown["lr"] = f"{lr:.2g}"
                     if p.last_val is not None:
                         shown["val"] = f"{p.last_val:.4g}"
                     if p.last_val_other is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,31 @@ def test_shipped_variants_differ_from_their_base_only_where_they_say() -> None:
 def test_train_intervals_are_checked(train: dict[str, int], error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         MilConfig.from_dict({"train": train})
+
+
+def test_cosine_meta_lr_holds_then_falls_to_its_final_fraction() -> None:
+    maml = MilConfig.from_dict(
+        {"maml": {"meta_lr": 1e-3, "meta_lr_schedule": "cosine", "meta_lr_decay_from": 100, "meta_lr_final": 0.1}}
+    ).maml
+    lrs = [maml.meta_lr_at(i, 300) for i in range(301)]
+    assert lrs[0] == lrs[100] == 1e-3  # held until the decay starts
+    assert lrs[200] == pytest.approx(0.55e-3)  # half way down: the mean of the two ends
+    assert lrs[300] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
+    assert maml.meta_lr_at(400, 300) == pytest.approx(1e-4)  # past the end it stays at the floor
+    assert maml.meta_lr_at(50, 100) == 1e-3  # a run no longer than decay_from never decays
+    constant = MilConfig.from_dict({"maml": {"meta_lr": 1e-3, "meta_lr_decay_from": 100}}).maml
+    assert {constant.meta_lr_at(i, 300) for i in (0, 150, 300)} == {1e-3}
+
+
+@pytest.mark.parametrize(
+    ("maml", "error"),
+    [
+        ({"meta_lr_schedule": "linear"}, "meta_lr_schedule must be 'constant' or 'cosine'"),
+        ({"meta_lr_decay_from": -1}, "meta_lr_decay_from must be an iteration >= 0"),
+        ({"meta_lr_final": 1.5}, r"meta_lr_final is a fraction of meta_lr in \[0, 1\]"),
+    ],
+)
+def test_meta_lr_schedule_errors(maml: dict[str, object], error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        MilConfig.from_dict({"maml": maml})

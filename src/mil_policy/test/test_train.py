@@ -76,6 +76,20 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(reaching_demos: Path
     assert [r["train_loss"] for r in metrics(straight)] == [r["train_loss"] for r in metrics(resumed)]
 
 
+def test_cosine_meta_lr_schedule_drives_the_optimiser(
+    reaching_demos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    schedule = ["--set", "maml.meta_lr_schedule=cosine", "--set", "maml.meta_lr_decay_from=1"]
+    assert run(reaching_demos, out, "--iterations", "4", *schedule, "--set", "maml.meta_lr_final=0.1") == 0
+    assert "then a cosine down to" in capsys.readouterr().err
+    _, config, _ = read_checkpoint(out / "checkpoint")
+    _, counters = read_trainer_state(out / "checkpoint")
+    last = counters["optimizer"]["param_groups"][0]["lr"]  # the rate of the 4th (last) step
+    assert last == pytest.approx(config.maml.meta_lr_at(3, 4))
+    assert last < 0.5 * config.maml.meta_lr
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_picks_it_up(
     reaching_demos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
