@@ -130,7 +130,7 @@ def test_cosine_meta_lr_holds_then_falls_to_its_final_fraction() -> None:
     assert lrs[300] == pytest.approx(1e-4)
     assert all(a >= b for a, b in itertools.pairwise(lrs))
     assert maml.meta_lr_at(400, 300) == pytest.approx(1e-4)  # past the end it stays at the floor
-    assert maml.meta_lr_at(50, 100) == 1e-3  # a run no longer than decay_from never decays
+    assert maml.meta_lr_at(100, 100) == 1e-3  # a run no longer than decay_from never decays (no 0 / 0)
     constant = MilConfig.from_dict({"maml": {"meta_lr": 1e-3, "meta_lr_decay_from": 100}}).maml
     assert {constant.meta_lr_at(i, 300) for i in (0, 150, 300)} == {1e-3}
 
