@@ -378,9 +378,9 @@ class Evaluator:
         self.settings = settings
         self._families: dict[str, TaskFamily] = {}
         self._methods: dict[tuple[str, str], tuple[Method | None, MilConfig | None]] = {}
-        # Videos this worker has saved per condition and outcome. Units come in task order, so the trials
-        # _prune_videos keeps (the first per condition and outcome) are always among the recorded ones.
-        self._videos: dict[tuple[str, int, str], dict[bool, int]] = {}
+        # Videos this worker has saved per (condition, outcome), keyed as _prune_videos counts them. Units
+        # come in task order, so the trials _prune_videos keeps (the first per key) are among the recorded.
+        self._videos: dict[tuple[tuple[str, int, str], bool], int] = {}
 
     def family(self, variant: Variant) -> TaskFamily:
         key = _family_key(variant)
@@ -438,7 +438,6 @@ class Evaluator:
         policy_steps = subsample_indices(family.episode_steps, horizon)
         results = []
         for shots, make_policy in self._conditions(v, family, task_index, demos):
-            saved = self._videos.setdefault((v.label, shots, v.demo_inputs), {True: 0, False: 0})
             for k, trial_seed in enumerate(seeds):
                 outcome = self._trial(family, task, trial_seed, make_policy(k), policy_steps, record=False)
                 demo_seeds = [d.trial_seed for d in demos[:shots]]
@@ -457,12 +456,13 @@ class Evaluator:
                     chosen=outcome.chosen,
                     target_distance=outcome.target_distance,
                 )
-                if s.videos > 0 and s.out is not None and saved[result.success] < s.videos:
+                video_key = (condition_key(result), result.success)
+                if s.videos > 0 and s.out is not None and self._videos.get(video_key, 0) < s.videos:
                     # Replayed with the camera on (rollouts are deterministic) rather than recording every
                     # trial: rendering frames for a video would otherwise double most trials' cost.
                     replay = self._trial(family, task, trial_seed, make_policy(k), policy_steps, record=True)
                     if replay.success == outcome.success and replay.chosen == outcome.chosen:
-                        saved[result.success] += 1
+                        self._videos[video_key] = self._videos.get(video_key, 0) + 1
                         result.video = self._save_video(result, replay.frames, demos[0] if demos else None, family)
                 results.append(result)
                 if on_trial:
