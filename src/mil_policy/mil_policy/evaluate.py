@@ -24,6 +24,7 @@ import json
 import multiprocessing as mp
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -464,6 +465,13 @@ class Evaluator:
                     if replay.success == outcome.success and replay.chosen == outcome.chosen:
                         self._videos[video_key] = self._videos.get(video_key, 0) + 1
                         result.video = self._save_video(result, replay.frames, demos[0] if demos else None, family)
+                    else:  # a video of another outcome would mislabel the trial; say why none was kept
+                        warnings.warn(
+                            f"{v.label} {shots}-shot, {task.task_id} trial {k}: the filmed replay ended "
+                            f"{_outcome_words(replay)} but the trial {_outcome_words(outcome)}; no video kept "
+                            "(rollouts should be deterministic: is something in the policy or sim random?)",
+                            stacklevel=1,
+                        )
                 results.append(result)
                 if on_trial:
                     on_trial()
@@ -493,6 +501,11 @@ class Evaluator:
         fps = family.control_rate_hz / family.camera_every
         write_rollout_video(self.settings.out / rel, frames, None if demo is None else list(demo.images), fps)
         return rel.as_posix()
+
+
+def _outcome_words(outcome: RolloutOutcome) -> str:
+    """How a rollout ended, for a message: success or failure, and at which object."""
+    return f"{'in success' if outcome.success else 'in failure'} at {outcome.chosen or 'no object'}"
 
 
 def _slug(text: str) -> str:

@@ -302,6 +302,24 @@ def test_videos_replay_only_the_trials_they_keep(
         assert all(r.video is None for r in filmed if (r.label, r.success) == (label, success) and r is not first)
 
 
+def test_a_replay_that_disagrees_keeps_no_video_and_says_so(
+    checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rollouts are deterministic, so this cannot happen by itself: the filmed replay is made to disagree."""
+    real_rollout = evaluate_module.rollout
+
+    def flipped_replay(*args: Any, record: bool = False, **kwargs: Any) -> Any:
+        outcome = real_rollout(*args, record=record, **kwargs)
+        return dataclasses.replace(outcome, success=not outcome.success) if record else outcome
+
+    monkeypatch.setattr(evaluate_module, "rollout", flipped_replay)
+    variants = make_variants([checkpoints["mil"]])
+    with pytest.warns(UserWarning, match="the filmed replay ended in (success|failure) .* no video kept"):
+        filmed = evaluate(variants, EvalSettings(tasks=1, trials=1, videos=1, out=tmp_path), progress=False)
+    assert [r.video for r in filmed] == [None]
+    assert not (tmp_path / "videos").exists() or not any((tmp_path / "videos").iterdir())
+
+
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert main([*argv, "--tasks", "1", "--trials", "1", "--no-progress"]) == 2
     return capsys.readouterr().err
