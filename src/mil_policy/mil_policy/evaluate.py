@@ -468,7 +468,7 @@ class Evaluator:
                     else:  # a video of another outcome would mislabel the trial; say why none was kept
                         warnings.warn(
                             f"{v.label} {shots}-shot, {task.task_id} trial {k}: the filmed replay ended "
-                            f"{_outcome_words(replay)} but the trial {_outcome_words(outcome)}; no video kept "
+                            f"{_outcome_words(replay)} but the trial ended {_outcome_words(outcome)}; no video kept "
                             "(rollouts should be deterministic: is something in the policy or sim random?)",
                             stacklevel=1,
                         )
