@@ -29,7 +29,7 @@ from torch.nn.functional import mse_loss
 from mil_policy.config import MilConfig, NetworkConfig
 from mil_policy.maml import DemoBatch, action_loss, clip_meta_gradient
 from mil_policy.methods import ConditionedPolicy, Method, images_to_tensor
-from mil_policy.network import PolicyNetwork, PolicyOutput
+from mil_policy.network import PolicyNetwork, PolicyOutput, StateNormaliser
 
 
 def _trunk_config(config: NetworkConfig, **changes: object) -> NetworkConfig:
@@ -153,8 +153,17 @@ class LstmNetwork(nn.Module):
         self.demo_inputs = demo_inputs
         c = config
         target = c.target_dim if c.predict_target else 0
+        # The trunk's "state" is [robot state, code, target]: only the robot state is standardised, here.
+        self.normalise_state = StateNormaliser(c.state_mean, c.state_std)
         self.policy = PolicyNetwork(
-            _trunk_config(c, state_dim=c.state_dim + c.lstm_hidden + target, predict_target=False)
+            _trunk_config(
+                c,
+                state_dim=c.state_dim + c.lstm_hidden + target,
+                predict_target=False,
+                normalise_state=False,
+                state_mean=None,
+                state_std=None,
+            )
         )
         feat = self.policy.feature_dim
         enc_in = feat + (c.state_dim if self.reads_states else 0)
@@ -177,7 +186,7 @@ class LstmNetwork(nn.Module):
         b, t = demos.images.shape[:2]
         parts = [self.policy.features(demos.images.reshape(b * t, *demos.images.shape[2:])).reshape(b, t, -1)]
         if self.reads_states:
-            parts.append(demos.states)
+            parts.append(self.normalise_state(demos.states))
         if self.reads_actions:
             parts.append(demos.actions)
         _, (h, _) = self.encoder(torch.cat(parts, dim=-1))
@@ -200,7 +209,7 @@ class LstmNetwork(nn.Module):
                 target = self.predict_target(embedding, images[:, 0])
             context.append(target)
         ctx = torch.cat(context, dim=-1).unsqueeze(1).expand(-1, t, -1)
-        out = self.policy(images, torch.cat([states, ctx], dim=-1))
+        out = self.policy(images, torch.cat([self.normalise_state(states), ctx], dim=-1))
         return PolicyOutput(actions=out.actions, pre_head=None, target=target)
 
 

@@ -46,6 +46,25 @@ class SpatialSoftArgmax(nn.Module):
         return torch.cat([fx, fy], dim=-1)
 
 
+class StateNormaliser(nn.Module):
+    """(state - mean) / std per entry, with the training demos' statistics (``NetworkConfig.state_mean``,
+    ``state_std``); the identity without them, as in checkpoints trained before it existed.
+
+    The statistics are non-persistent buffers: they live in the config JSON beside the weights, so a
+    checkpoint's tensor names do not depend on them and they are never meta-trained or adapted.
+    """
+
+    def __init__(self, mean: list[float] | None, std: list[float] | None) -> None:
+        super().__init__()
+        self.active = mean is not None and std is not None
+        if self.active:
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+            self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32), persistent=False)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return (states - self.mean) * self.inv_std if self.active else states
+
+
 @dataclass
 class PolicyOutput:
     actions: torch.Tensor  # (B, T, A) post-update head (or the single head)
@@ -72,6 +91,7 @@ class PolicyNetwork(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        self.normalise_state = StateNormaliser(c.state_mean, c.state_std)
         in_ch = c.image_channels + (c.image_channels if c.bias_image else 0)
         if c.bias_image:
             self.bias_image = nn.Parameter(torch.zeros(c.image_channels, c.image_height, c.image_width))
@@ -124,7 +144,8 @@ class PolicyNetwork(nn.Module):
         return x.flatten(1)
 
     def forward(self, images: torch.Tensor, states: torch.Tensor) -> PolicyOutput:
-        """images (B, T, C, H, W) float in [0, 1]; states (B, T, S). Returns per-step actions."""
+        """images (B, T, C, H, W) float in [0, 1]; states (B, T, S) as the robot reports them (the
+        network standardises them itself). Returns per-step actions."""
         c = self.config
         b, t = images.shape[:2]
         if images.shape[2:] != (c.image_channels, c.image_height, c.image_width):
@@ -133,7 +154,7 @@ class PolicyNetwork(nn.Module):
                 f"{(c.image_channels, c.image_height, c.image_width)}"
             )
         feats = self.features(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
-        parts = [feats, states]
+        parts = [feats, self.normalise_state(states)]
         target = None
         if c.predict_target:
             target = self.target_head(feats[:, 0])

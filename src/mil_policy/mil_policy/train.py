@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from mil_policy.dataset import (
     limit_train_tasks,
     load_dataset,
     other_task_demos,
+    state_statistics,
 )
 from mil_policy.distributed import DistContext, DistributedError, init_distributed
 from mil_policy.methods import Method, build_method
@@ -192,6 +193,17 @@ def _device_arg(args: argparse.Namespace) -> str:
     return "auto"
 
 
+def inherit_state_statistics(config: MilConfig, saved: MilConfig) -> MilConfig:
+    """``config`` with ``saved``'s state statistics when it asks for standardised states and has none:
+    weights resumed or started from were trained on states standardised with those, and a preset never
+    holds them (the trainer computes them for a new run)."""
+    net = config.network
+    if net.normalise_state and net.state_mean is None and saved.network.state_mean is not None:
+        stats = {"state_mean": saved.network.state_mean, "state_std": saved.network.state_std}
+        return dataclasses.replace(config, network=dataclasses.replace(net, **stats))
+    return config
+
+
 def require_same_model(saved: MilConfig, config: MilConfig, source: str, advice: str) -> None:
     """Weights saved by ``saved``'s method and network fit only a run of the same (resumed or started
     from them); ``source`` names where they come from, ``advice`` what to do instead."""
@@ -269,7 +281,7 @@ def validation_loss(
 # -------------------------------------------------------------------------------------------- trainer
 
 
-@dataclass
+@dataclasses.dataclass
 class Progress:
     iteration: int = 0
     best_val: float = math.inf
@@ -319,6 +331,7 @@ class Trainer:
         if config.method == "random":
             raise TrainError("method 'random' has nothing to train")
         if saved_config is not None:
+            config = inherit_state_statistics(config, saved_config)
             require_same_model(
                 saved_config,
                 config,
@@ -333,21 +346,24 @@ class Trainer:
                     f"--init-weights starts a new run, but {self.out} already holds one; resume it without "
                     "--init-weights or choose a new --out"
                 )
-            self._read_init_weights(args.init_weights, config)  # before the dataset: fail in seconds
+            config = self._read_init_weights(args.init_weights, config)  # before the dataset: fail in seconds
         return config, resume_from
 
-    def _read_init_weights(self, path: Path, config: MilConfig) -> None:
+    def _read_init_weights(self, path: Path, config: MilConfig) -> MilConfig:
         """Read and check the weights a new run starts from (``--init-weights``); loaded in ``run``.
+        Returns ``config`` with the state statistics those weights were trained with.
 
         Why: a checkpoint without its optimiser state (``best/``, or the shipped one) cannot be resumed,
         yet training it on is the cheap way to ask whether more iterations help.
         """
         weights, saved, extra = read_checkpoint(path)
+        config = inherit_state_statistics(config, saved)
         require_same_model(
             saved, config, f"--init-weights {path}", "the weights would not fit: use its config.json as --config"
         )
         self._init_weights = weights
         self.init_weights_info = {"path": str(path), "iteration": extra.get("iteration")}
+        return config
 
     def _dataset(self, config: MilConfig) -> MetaDataset:
         """Rank 0 builds (or validates) the cache; the others then open it, never building concurrently."""
@@ -419,6 +435,11 @@ class Trainer:
         dataset = self._dataset(config)
         self._say(dataset.summary())
         self.train_sampler, self.val_sampler = self._samplers(config, dataset)
+        if config.network.normalise_state and config.network.state_mean is None:
+            mean, std = state_statistics(dataset, self.train_sampler.tasks.tolist())
+            network = dataclasses.replace(config.network, state_mean=mean, state_std=std)
+            self.config = config = dataclasses.replace(config, network=network)
+            self._say(f"states standardised with the statistics of {len(self.train_sampler.tasks)} training tasks")
         self.method = build_method(config)
         self.method.module.to(self.dist.device)
         self.optimizer = torch.optim.Adam(self.method.module.parameters(), lr=config.maml.meta_lr)
