@@ -40,6 +40,7 @@ setup(
             "select_checkpoint = mil_policy.checkpoint_selection:main",
             "diagnose = mil_policy.diagnose:main",
             "drift = mil_policy.drift:main",
+            "clone_state = mil_policy.state_cloning:main",
             "dagger = mil_policy.dagger:main",
             "probe_localisation = mil_policy.localisation_probe:main",
             "plot_dataset_size = mil_policy.dataset_size_plot:main",

@@ -1,0 +1,92 @@
+"""``clone_state``: the expert's demos, the MLP fit, DAgger's relabelled rollouts and the CLI, on real
+pushing episodes (no rendering, so a handful take seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mil_policy import state_cloning
+from mil_policy.state_cloning import as_policy, collect, fit
+from mil_sim.families import get_family
+
+PRIVILEGED = {"action_space": "ee_twist", "pusher": "round", "hold_tool_upright": True, "privileged_state": True}
+
+
+@pytest.fixture(scope="module")
+def family():
+    return get_family("pushing", **PRIVILEGED)
+
+
+def test_expert_demos_are_labelled_with_what_was_applied(family) -> None:
+    data = collect(family, [0, 1], per_task=1, seed_offset=0)
+    steps = family.episode_steps
+    assert data.states.shape == (2 * steps, len(family.state_names)) and data.labels.shape == (2 * steps, 6)
+    assert data.episodes == 2 and data.successes == 2  # the scripted expert pushes these scenes
+    # The state carries the true target and goal x, y (privileged): constant within an episode.
+    assert np.ptp(data.states[:steps, -2:], axis=0).max() == 0.0
+
+
+def test_a_driving_policy_is_labelled_by_the_expert(family) -> None:
+    """A policy that never moves: the labels are the expert's (non-zero) wishes, the states stay put."""
+    still = np.zeros(family.action_dim, np.float32)
+    data = collect(family, [0], per_task=1, seed_offset=0, act=lambda state: still)
+    assert data.successes == 0
+    assert np.abs(data.labels[:10]).max() > 0.01
+    tip = data.states[:, 14:17]
+    assert np.abs(tip - tip[0]).max() < 0.01
+
+
+def test_standardising_fit_recovers_a_function_of_a_badly_scaled_state() -> None:
+    """Labels that depend on an entry a thousand times smaller than another: standardised, the MLP
+    fits them; raw, the large entry swamps it (the failure ``network.normalise_state`` removes)."""
+    rng = np.random.default_rng(0)
+    states = np.stack([rng.normal(0, 100.0, 4000), rng.normal(0, 0.01, 4000)], axis=1).astype(np.float32)
+    labels = np.tanh(states[:, 1:] / 0.01).astype(np.float32)
+    data = state_cloning.Rollouts(states, labels, 0, 1)
+    kwargs = {"hidden": 32, "steps": 800, "batch": 256, "lr": 1e-3, "seed": 0}
+    _, standardised = fit(data, np.ones(1), standardise=True, **kwargs)
+    _, raw = fit(data, np.ones(1), standardise=False, **kwargs)
+    assert standardised < 0.05 < raw
+
+
+def test_policy_clips_to_the_action_limits(family) -> None:
+    data = state_cloning.Rollouts(np.zeros((4, 21), np.float32), np.full((4, 6), 100.0, np.float32), 0, 1)
+    net, _ = fit(data, np.ones(6), standardise=True, hidden=8, steps=200, batch=4, lr=1e-1, seed=0)
+    action = as_policy(net, family)(np.zeros(21, np.float32))
+    assert action.shape == (6,) and np.all(np.abs(action) <= family.action_limits + 1e-6)
+
+
+def test_cli_clones_runs_dagger_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    torch.set_num_threads(1)
+    out = tmp_path / "clone.json"
+    argv = ["--family-config", json.dumps(PRIVILEGED), "--tasks", "2", "--demos-per-task", "2", "--trials", "1"]
+    argv += ["--dagger-rounds", "1", "--steps", "50", "--hidden", "16", "--no-progress", "--json", str(out)]
+    assert state_cloning.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "standardised state" in text and "DAgger round 1" in text
+    result = json.loads(out.read_text())
+    assert result["expert_successes"] == 4 and result["standardised"] is True
+    first, dagger = result["stages"]
+    assert first["training_samples"] == 4 * 100 and dagger["training_samples"] == 6 * 100
+    assert first["trials"] == dagger["trials"] == 2 and 0 <= dagger["collected_successes"] <= 2
+    assert 0.0 <= first["interval"][0] <= first["successes"] / 2 <= first["interval"][1] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--family-config", "[1]"], "JSON object"),
+        (["--family-config", '{"no_such_option": 1}'], "no_such_option"),
+        (["--tasks", "0"], "--tasks must be positive"),
+        (["--tasks", "100000"], "training tasks"),
+        (["--dagger-rounds", "-1"], "--dagger-rounds"),
+    ],
+)
+def test_cli_refuses_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+    assert state_cloning.main([*argv, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
