@@ -77,7 +77,8 @@ class NetworkConfig:
     # here (so the checkpoint's config.json carries them). The reference implementation of the paper
     # does this (its data generator's scale and bias); without it, entries in metres sit beside joint
     # velocities in rad/s, and on the pushing testbed an MLP cloning the expert from the true state
-    # succeeded 2 of 40 times raw against 25 of 40 standardised (docs/results.md, "Pushing").
+    # succeeded 6 of 40 times raw against 29 of 40 standardised (`clone_state`; docs/results.md,
+    # "Standardised robot state").
     normalise_state: bool = False
     state_mean: list[float] | None = None
     state_std: list[float] | None = None
