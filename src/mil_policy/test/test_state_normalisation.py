@@ -66,6 +66,17 @@ def test_a_network_with_statistics_sees_the_standardised_states(method: str) -> 
     assert not torch.allclose(loss, plain.training_loss(a, b))
 
 
+def test_the_vectorised_meta_loss_standardises_too() -> None:
+    """The vmap path takes the statistics from the module (they are not in the parameter dict)."""
+    torch.manual_seed(0)
+    method = build_method(_config("mil", True))
+    raw = torch.tensor(MEAN) + torch.tensor(STD) * torch.randn(2, 2, 4, S)
+    a, b = _batch(raw[:, :1]), _batch(raw[:, 1:], seed=1)
+    params = dict(method.module.named_parameters())
+    looped = method.learner.meta_loss(params, a, b, vectorized=False)
+    torch.testing.assert_close(method.learner.meta_loss(params, a, b, vectorized=True), looped)
+
+
 @pytest.mark.parametrize(
     ("network", "message"),
     [
