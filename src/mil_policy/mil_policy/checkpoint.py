@@ -96,6 +96,11 @@ def read_checkpoint_config(path: str | Path) -> tuple[MilConfig, dict[str, objec
         config = MilConfig.from_dict(meta.pop("config"))
     except (json.JSONDecodeError, KeyError, ConfigError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{config_file}: unreadable config ({exc})") from exc
+    if config.network.normalise_state and config.network.state_mean is None:
+        raise CheckpointError(
+            f"{config_file}: network.normalise_state is set but the config holds no state_mean / state_std; "
+            "the network would see raw states it was not trained on (the trainer writes them)"
+        )
     return config, meta
 
 

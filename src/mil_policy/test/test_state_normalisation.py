@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mil_policy import train
-from mil_policy.checkpoint import read_checkpoint, save_checkpoint
+from mil_policy.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from mil_policy.config import ConfigError, MilConfig, NetworkConfig
 from mil_policy.dataset import STATE_STD_FLOOR, load_dataset, state_statistics
 from mil_policy.maml import DemoBatch
@@ -104,6 +104,14 @@ def test_a_checkpoint_carries_the_statistics(tmp_path: Path) -> None:
     states = torch.randn(1, 1, 4, S)
     a, b = _batch(states), _batch(states, seed=1)
     torch.testing.assert_close(again.training_loss(a, b), method.training_loss(a, b))
+
+
+def test_a_checkpoint_asking_for_standardised_states_without_statistics_is_refused(tmp_path: Path) -> None:
+    config = _config("mil", False)
+    config = dataclasses.replace(config, network=dataclasses.replace(config.network, normalise_state=True))
+    save_checkpoint(tmp_path / "ckpt", build_method(config).module.state_dict(), config)
+    with pytest.raises(CheckpointError, match="holds no state_mean"):
+        read_checkpoint(tmp_path / "ckpt")
 
 
 def test_the_trainer_standardises_with_the_training_tasks_statistics(reaching_demos: Path, tmp_path: Path) -> None:
