@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from mil_policy.dataset import STATE_STD_FLOOR
 from mil_policy.eval_report import wilson_interval
 from mil_policy.network import StateNormaliser
 from mil_sim.core import TaskError, TaskFamily
@@ -74,7 +75,9 @@ class CloningResult:
 class StateMlp(nn.Module):
     """(S,) state -> (A,) action in units of the action limits, through two hidden ReLU layers."""
 
-    def __init__(self, state_dim: int, action_dim: int, hidden: int, mean: list[float] | None, std: list[float] | None):
+    def __init__(
+        self, state_dim: int, action_dim: int, hidden: int, mean: list[float] | None, std: list[float] | None
+    ) -> None:
         super().__init__()
         self.normalise_state = StateNormaliser(mean, std)
         self.layers = nn.Sequential(
@@ -116,7 +119,7 @@ def fit(
     alike); the state statistics are ``data``'s. Returns it and its last minibatch loss."""
     torch.manual_seed(seed)
     mean = data.states.mean(0).tolist() if standardise else None
-    std = np.maximum(data.states.std(0), 1e-3).tolist() if standardise else None
+    std = np.maximum(data.states.std(0), STATE_STD_FLOOR).tolist() if standardise else None
     net = StateMlp(data.states.shape[1], data.labels.shape[1], hidden, mean, std)
     x = torch.as_tensor(data.states, dtype=torch.float32)
     y = torch.as_tensor(data.labels / limits, dtype=torch.float32)
