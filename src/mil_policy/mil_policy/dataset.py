@@ -207,16 +207,20 @@ def check_compatible(dataset: MetaDataset, network: NetworkConfig) -> None:
 STATE_STD_FLOOR = 1e-3  # as the paper's reference code: an entry that never moves is not blown up
 
 
+def standardisation(states: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-entry mean and standard deviation of ``states`` (N, S), each deviation floored at
+    STATE_STD_FLOOR: the ``network.state_mean`` / ``state_std`` a network standardises with."""
+    states = np.asarray(states, dtype=np.float64)
+    return states.mean(axis=0).tolist(), np.maximum(states.std(axis=0), STATE_STD_FLOOR).tolist()
+
+
 def state_statistics(dataset: MetaDataset, tasks: Sequence[int]) -> tuple[list[float], list[float]]:
-    """Per-entry mean and standard deviation of the robot state over every frame of ``tasks``' demos
-    (the training split's: validation and test tasks must not leak into what the network is built with).
-    Each standard deviation is floored at STATE_STD_FLOOR."""
+    """:func:`standardisation` of the robot state over every frame of ``tasks``' demos (the training
+    split's: validation and test tasks must not leak into what the network is built with)."""
     demos = np.concatenate([dataset.demos_of(t) for t in tasks]) if len(tasks) else np.zeros(0, dtype=int)
     if demos.size == 0:
         raise DatasetError("no training demos to compute the state statistics from")
-    states = np.asarray(dataset.states[np.sort(demos)], dtype=np.float64).reshape(-1, dataset.state_dim)
-    std = np.maximum(states.std(axis=0), STATE_STD_FLOOR)
-    return states.mean(axis=0).tolist(), std.tolist()
+    return standardisation(np.asarray(dataset.states[np.sort(demos)]).reshape(-1, dataset.state_dim))
 
 
 # ------------------------------------------------------------------------------------------ discovery

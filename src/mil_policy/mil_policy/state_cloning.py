@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mil_policy.dataset import STATE_STD_FLOOR
+from mil_policy.dataset import standardisation
 from mil_policy.eval_report import wilson_interval
 from mil_policy.network import StateNormaliser
 from mil_sim.core import TaskError, TaskFamily
@@ -118,8 +118,7 @@ def fit(
     """A fresh MLP fitted to ``data``'s labels (scaled by the action limits, so every dimension counts
     alike); the state statistics are ``data``'s. Returns it and its last minibatch loss."""
     torch.manual_seed(seed)
-    mean = data.states.mean(0).tolist() if standardise else None
-    std = np.maximum(data.states.std(0), STATE_STD_FLOOR).tolist() if standardise else None
+    mean, std = standardisation(data.states) if standardise else (None, None)
     net = StateMlp(data.states.shape[1], data.labels.shape[1], hidden, mean, std)
     x = torch.as_tensor(data.states, dtype=torch.float32)
     y = torch.as_tensor(data.labels / limits, dtype=torch.float32)
