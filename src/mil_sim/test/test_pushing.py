@@ -158,6 +158,42 @@ def test_hold_tool_upright_ignores_the_commanded_turn_and_the_expert_still_pushe
         PushingConfig(pusher="round", hold_tool_upright=True)
 
 
+UPRIGHT = {"action_space": "ee_twist", "pusher": "round", "hold_tool_upright": True}
+
+
+def _labels_of_fresh_experts(family: PushingFamily, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """One noise-free episode driven by an expert, and at every step also the label of a *new* expert of
+    the same seed asked about that scene: what DAgger does when it relabels a state the policy reached."""
+    env = family.make_env(family.tasks("train")[0], 5, render=False)
+    try:
+        obs = env.reset()
+        driver = family.make_expert(env, 0, 0.0)
+        driven, fresh = [], []
+        for _ in range(steps):
+            action = driver(obs)
+            driven.append(action)
+            fresh.append(family.make_expert(env, 0, 0.0)(obs))
+            obs = env.step(action)
+    finally:
+        env.close()
+    return np.array(driven), np.array(fresh)
+
+
+@pytest.mark.parametrize("extra", [{}, UPRIGHT], ids=["paddle_torques", "round_upright_twist"])
+def test_stateless_expert_pushes_and_labels_a_scene_the_same_whatever_came_before(extra: dict) -> None:
+    """``expert: stateless`` decides its mode from the scene alone; the phased expert's label depends on
+    the phase it reached the scene in, so a new phased expert asked mid-episode disagrees with the one
+    that drove there, and a new stateless one agrees at every step."""
+    family = PushingFamily(PushingConfig(expert="stateless", **extra))
+    assert _success_rate(family, lambda env, i: family.make_expert(env, seed=i, noise=1.0), 12, 10_000) >= 11 / 12
+    driven, fresh = _labels_of_fresh_experts(family, 60)
+    np.testing.assert_allclose(fresh, driven, atol=1e-6)
+    driven, fresh = _labels_of_fresh_experts(PushingFamily(PushingConfig(**extra)), 60)
+    assert np.abs(fresh - driven).max(axis=1).max() > 0.05  # the phased one: a fresh expert starts over
+    with pytest.raises(TaskError, match="expert must be one of"):
+        PushingConfig(expert="markov")
+
+
 def test_privileged_state_carries_the_true_target_and_goal_and_round_trips_a_bag(tmp_path: Path) -> None:
     """``privileged_state`` (a diagnostic: cloning without perception) appends the target's and the goal's
     true x, y to the robot state, named in ``state_names``; the robot part and the expert are unchanged."""

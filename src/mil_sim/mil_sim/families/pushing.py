@@ -87,6 +87,7 @@ PRE_PUSH_STANDOFF = 0.035  # free space between the target's bounding circle and
 PATH_CLEARANCE = 0.015  # free space between the distractor and the path the target and paddle sweep
 ACTION_SPACES = ("joint_effort", "ee_twist")
 PUSHERS = ("paddle", "round")
+EXPERTS = ("phased", "stateless")
 # Null-space posture gains (1/s^2, 1/s): the redundant elbow is held near the start posture.
 KQ, KQD = 20.0, 8.0
 CAMERA_POS = np.array([0.98, -0.21, 1.58])
@@ -127,6 +128,10 @@ class PushingConfig:
     # Diagnostic only: the state also carries the target's and the goal's true positions (x, y), so that
     # cloning the expert can be tested without perception. It gives the task away, so it is not for MIL.
     privileged_state: bool = False
+    # "phased": the scripted expert keeps a phase (approach, descend, push, circle, hold) with hysteresis
+    # between them; "stateless" reads its mode off the current scene alone, so the same state always gets
+    # the same label: what DAgger needs when the expert relabels the states a policy reached
+    expert: str = "phased"
 
     def __post_init__(self) -> None:
         for name in (
@@ -150,6 +155,8 @@ class PushingConfig:
             raise TaskError(f"action_space must be one of {', '.join(ACTION_SPACES)}, got {self.action_space!r}")
         if self.pusher not in PUSHERS:
             raise TaskError(f"pusher must be one of {', '.join(PUSHERS)}, got {self.pusher!r}")
+        if self.expert not in EXPERTS:
+            raise TaskError(f"expert must be one of {', '.join(EXPERTS)}, got {self.expert!r}")
         if self.hold_tool_upright and (self.action_space != "ee_twist" or self.pusher != "round"):
             raise TaskError(
                 "hold_tool_upright needs action_space ee_twist and pusher round (a paddle's yaw must be steered), "
@@ -753,6 +760,62 @@ class PushingExpert:
         return saturate(action).astype(np.float32)
 
 
+class StatelessPushingExpert(PushingExpert):
+    """The scripted pusher with no memory within an episode: its mode is a function of the scene.
+
+    ``PushingExpert`` switches phase on events (reached the pre-push point, fell off the line, reached the
+    goal) and keeps it until another event, and it freezes the push direction near the goal; so its
+    label for a state depends on how the arm got there. Cloning averages such labels, and DAgger, which
+    asks the expert about states the *policy* reached, collects contradictory ones (docs/results.md,
+    "Standardised robot state"). Here every step decides afresh from the tip, target and goal:
+
+    - target within ``STOP_DIST`` of the goal: hold a little behind it;
+    - tip at pushing height beside the target, off the line behind it: circle round it;
+    - tip at pushing height behind it, within reach: push (forward speed tapering to zero at the goal, so
+      nothing needs to remember that it stopped);
+    - anywhere else: approach the pre-push point over the objects and descend onto it.
+
+    Per-demo parameters (speeds, heights, stand-off, aim) are still drawn once an episode, as for the
+    phased expert: they vary demos, and a DAgger query uses a noise-free expert.
+    """
+
+    LOW = 0.02  # m above pushing height that still counts as at pushing height
+    REACH = 0.03  # m beyond the stand-off (push) or circle radius (circle) that still counts as at the target
+
+    def _desired_velocity(self) -> np.ndarray:
+        env = self.env
+        tip = env.tip_position()
+        obj = env.object_position("target")[:2]
+        goal = env.goal_position()[:2]
+        to_goal = goal - obj
+        dist = float(np.linalg.norm(to_goal))
+        rel = tip[:2] - obj
+        r = max(float(np.linalg.norm(rel)), 1e-6)
+        # Toward the goal; at the goal, where that direction is undefined, along the tip's line to the target.
+        d = to_goal / dist if dist > self.STOP_DIST else -rel / r
+        self.push_dir = self.face = d
+        normal = np.array([-d[1], d[0]])
+        behind = -float(rel @ d) / r  # cos of the tip's angle off the line behind the target
+        low = tip[2] < PUSH_Z + self.LOW
+        if dist <= self.STOP_DIST:
+            self.phase = "hold"
+            return self._toward(np.array([*(obj - (self.standoff + 0.01) * d), PUSH_Z]), tip, 0.1)
+        if low and behind < self.CIRCLE_BELOW and r < self.circle_radius + self.REACH:
+            self.phase = "circle"
+            return self._circle(tip, obj, d, rel)
+        if low and behind >= self.CIRCLE_BELOW and r < self.standoff + self.REACH:
+            self.phase = "push"
+            lateral = float(rel @ normal) - self.lateral_aim
+            taper = float(np.clip((dist - self.STOP_DIST) / 0.04, 0.0, 1.0))
+            taper *= float(np.clip((behind - self.CIRCLE_BELOW) / self.ALIGN_BAND, 0.0, 1.0))
+            v_xy = self.push_speed * taper * d - self.LAT_GAIN * lateral * normal
+            return np.array([*v_xy, self.KP_TO_VEL * (PUSH_Z - tip[2])])
+        self.phase = "approach"
+        pre = obj - self.standoff * d + self.lateral_aim * normal
+        z = self.safe_z if np.linalg.norm(tip[:2] - pre) > 0.03 else PUSH_Z
+        return self._toward(np.array([*pre, z]), tip, self.travel_speed)
+
+
 def resolved_acceleration_torques(env: PushingEnv, jac: np.ndarray, acc: np.ndarray) -> np.ndarray:
     """Joint torques (N m) giving the tip the task-space acceleration ``acc`` (linear, angular), with the
     redundant elbow held near the start posture in the null space and gravity and Coriolis compensated:
@@ -865,7 +928,8 @@ class PushingFamily(TaskFamily):
     def make_expert(self, env: Env, seed: int, noise: float = 1.0) -> Expert:
         if not isinstance(env, PushingEnv):
             raise TypeError("the pushing expert needs a PushingEnv")
-        return PushingExpert(env, seed, noise)
+        expert = StatelessPushingExpert if self.config.expert == "stateless" else PushingExpert
+        return expert(env, seed, noise)
 
     def demo_target(self, ee_poses: np.ndarray) -> np.ndarray:
         """Where the paddle first comes down to pushing height: the pre-push point behind the target.
