@@ -667,13 +667,28 @@ class PushingExpert:
         n = float(np.linalg.norm(v))
         return v * (speed / n) if n > speed else v
 
-    def _desired_velocity(self) -> np.ndarray:
+    def _scene(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The tip (x, y, z), the target's centre (x, y), its offset to the goal (x, y) and that distance."""
         env = self.env
         tip = env.tip_position()
         obj = env.object_position("target")[:2]
-        goal = env.goal_position()[:2]
-        to_goal = goal - obj
-        dist = float(np.linalg.norm(to_goal))
+        to_goal = env.goal_position()[:2] - obj
+        return tip, obj, to_goal, float(np.linalg.norm(to_goal))
+
+    def _push(
+        self, tip: np.ndarray, rel: np.ndarray, d: np.ndarray, dist: float, behind: float, floor: float
+    ) -> np.ndarray:
+        """Push along ``d`` and steer back onto the line: the forward speed tapers off near the goal (to no
+        less than ``floor`` of full speed) and as the tip leaves the line behind the target."""
+        normal = np.array([-d[1], d[0]])
+        lateral = float(rel @ normal) - self.lateral_aim
+        taper = float(np.clip((dist - self.STOP_DIST) / 0.04, floor, 1.0))
+        taper *= float(np.clip((behind - self.CIRCLE_BELOW) / self.ALIGN_BAND, 0.0, 1.0))
+        v_xy = self.push_speed * taper * d - self.LAT_GAIN * lateral * normal
+        return np.array([*v_xy, self.KP_TO_VEL * (PUSH_Z - tip[2])])
+
+    def _desired_velocity(self) -> np.ndarray:
+        tip, obj, to_goal, dist = self._scene()
         if (dist > self.RESUME_DIST or self.phase not in ("hold", "push")) and dist > 1e-6:
             self.push_dir = to_goal / dist  # frozen close to the goal, where it would swing wildly
         d = self.push_dir
@@ -710,11 +725,7 @@ class PushingExpert:
         if behind < self.CIRCLE_BELOW:
             self.phase = "circle"
             return self._circle(tip, obj, d, rel)
-        lateral = float(rel @ normal) - self.lateral_aim
-        taper = float(np.clip((dist - self.STOP_DIST) / 0.04, 0.25, 1.0))
-        taper *= float(np.clip((behind - self.CIRCLE_BELOW) / self.ALIGN_BAND, 0.0, 1.0))
-        v_xy = self.push_speed * taper * d - self.LAT_GAIN * lateral * normal
-        return np.array([*v_xy, self.KP_TO_VEL * (PUSH_Z - tip[2])])
+        return self._push(tip, rel, d, dist, behind, floor=0.25)
 
     def _circle(self, tip: np.ndarray, obj: np.ndarray, d: np.ndarray, rel: np.ndarray) -> np.ndarray:
         """Go around the target at table height, facing it on a circle clear of it, to the point behind it."""
@@ -783,12 +794,7 @@ class StatelessPushingExpert(PushingExpert):
     REACH = 0.03  # m beyond the stand-off (push) or circle radius (circle) that still counts as at the target
 
     def _desired_velocity(self) -> np.ndarray:
-        env = self.env
-        tip = env.tip_position()
-        obj = env.object_position("target")[:2]
-        goal = env.goal_position()[:2]
-        to_goal = goal - obj
-        dist = float(np.linalg.norm(to_goal))
+        tip, obj, to_goal, dist = self._scene()
         rel = tip[:2] - obj
         r = max(float(np.linalg.norm(rel)), 1e-6)
         # Toward the goal; at the goal, where that direction is undefined, along the tip's line to the target.
@@ -805,11 +811,7 @@ class StatelessPushingExpert(PushingExpert):
             return self._circle(tip, obj, d, rel)
         if low and behind >= self.CIRCLE_BELOW and r < self.standoff + self.REACH:
             self.phase = "push"
-            lateral = float(rel @ normal) - self.lateral_aim
-            taper = float(np.clip((dist - self.STOP_DIST) / 0.04, 0.0, 1.0))
-            taper *= float(np.clip((behind - self.CIRCLE_BELOW) / self.ALIGN_BAND, 0.0, 1.0))
-            v_xy = self.push_speed * taper * d - self.LAT_GAIN * lateral * normal
-            return np.array([*v_xy, self.KP_TO_VEL * (PUSH_Z - tip[2])])
+            return self._push(tip, rel, d, dist, behind, floor=0.0)
         self.phase = "approach"
         pre = obj - self.standoff * d + self.lateral_aim * normal
         z = self.safe_z if np.linalg.norm(tip[:2] - pre) > 0.03 else PUSH_Z
