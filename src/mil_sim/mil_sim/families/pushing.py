@@ -778,7 +778,8 @@ class StatelessPushingExpert(PushingExpert):
     goal) and keeps it until another event, and it freezes the push direction near the goal; so its
     label for a state depends on how the arm got there. Cloning averages such labels, and DAgger, which
     asks the expert about states the *policy* reached, collects contradictory ones (docs/results.md,
-    "Standardised robot state"). Here every step decides afresh from the tip, target and goal:
+    "a stateless expert": 17.5% after a DAgger round with the phased expert, 80% with this one). Here
+    every step decides afresh from the tip, target and goal:
 
     - target within ``STOP_DIST`` of the goal: hold a little behind it;
     - tip at pushing height beside the target, off the line behind it: circle round it;
@@ -787,7 +788,8 @@ class StatelessPushingExpert(PushingExpert):
     - anywhere else: approach the pre-push point over the objects and descend onto it.
 
     Per-demo parameters (speeds, heights, stand-off, aim) are still drawn once an episode, as for the
-    phased expert: they vary demos, and a DAgger query uses a noise-free expert.
+    phased expert: they vary demos, and a DAgger query uses a noise-free expert. ``phase`` is kept only
+    as a record of the mode just chosen (the torque path's push force reads it), never as an input.
     """
 
     LOW = 0.02  # m above pushing height that still counts as at pushing height
