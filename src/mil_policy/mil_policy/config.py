@@ -82,6 +82,11 @@ class NetworkConfig:
     normalise_state: bool = False
     state_mean: list[float] | None = None
     state_std: list[float] | None = None
+    # Diagnostic ablation: every frame is replaced by a black image before the convolutions, so the
+    # network, its training and its evaluation stay the same but only the state informs the actions.
+    # On a testbed whose state carries the task (pushing's ``privileged_state``) it tells apart a learner
+    # that cannot clone the expert from one that the images lead astray (docs/results.md, "blind").
+    blind: bool = False
 
     def __post_init__(self) -> None:
         self.conv = [c if isinstance(c, ConvLayer) else ConvLayer(**c) for c in self.conv]

@@ -129,7 +129,7 @@ class PolicyNetwork(nn.Module):
 
     def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) float images in [0, 1] -> the last conv layer's maps (after its nonlinearity)."""
-        x = images
+        x = torch.zeros_like(images) if self.config.blind else images
         if self.config.bias_image:
             x = torch.cat([x, self.bias_image.expand(x.shape[0], -1, -1, -1)], dim=1)
         for conv, norm in zip(self.convs, self.norms, strict=True):
