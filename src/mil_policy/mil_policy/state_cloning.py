@@ -8,7 +8,10 @@ new scenes of the same tasks. No rendering, so a run takes minutes, not the imag
 
 Options test what the image runs cannot afford to: ``--raw-state`` feeds the state unstandardised, as
 the MIL network did before ``network.normalise_state``; ``--dagger-rounds`` adds rollouts the MLP
-drove, labelled by the (noise-free) expert at every step, and refits (Ross et al. 2011).
+drove, labelled by the (noise-free) expert at every step, and refits (Ross et al. 2011); ``--steps``
+sets how closely the MLP fits. Each fit also reports ``drift``'s two errors on the test scenes (squared
+action error summed over the action dimensions, mean over steps, on the noise-free expert's path and on
+the MLP's own), so a state MLP's fit can be set beside an image checkpoint's ``drift`` figures.
 
     clone_state --family pushing --family-config '{"privileged_state": true}' --tasks 8 --demos-per-task 20
 """
@@ -59,6 +62,10 @@ class Stage:
     trials: int
     interval: tuple[float, float]
     collected_successes: int | None = None  # DAgger: the MLP-driven rollouts that succeeded
+    # ``drift``'s errors on the test scenes: |MLP action - expert label|^2 summed over action dimensions,
+    # mean over control steps, where the noise-free expert drives / where the MLP drives.
+    expert_path_error: float = float("nan")
+    policy_path_error: float = float("nan")
 
 
 @dataclass
@@ -89,19 +96,27 @@ class StateMlp(nn.Module):
 
 
 def collect(
-    family: TaskFamily, task_indices: Sequence[int], per_task: int, seed_offset: int, act: StateAct | None = None
+    family: TaskFamily,
+    task_indices: Sequence[int],
+    per_task: int,
+    seed_offset: int,
+    act: StateAct | None = None,
+    expert_noise: float | None = None,
 ) -> Rollouts:
     """Rollouts on the train split's tasks ``task_indices``, ``per_task`` scenes each. Without ``act`` the
-    expert drives (with its demo noise, as ``generate_demos``); with it ``act`` drives and a noise-free
-    expert labels every step (DAgger's data, ``drift``'s policy path)."""
+    expert drives (with its demo noise, as ``generate_demos``, unless ``expert_noise`` says otherwise);
+    with it ``act`` drives and a noise-free expert labels every step (DAgger's data, ``drift``'s policy
+    path)."""
     tasks = family.tasks("train")
+    if expert_noise is None:
+        expert_noise = 1.0 if act is None else 0.0
     states, labels, successes = [], [], 0
     for ti in task_indices:
         for k in range(per_task):
             trial_seed = seed_offset + 1000 * ti + k
             env = family.make_env(tasks[ti], trial_seed, render=False)
             try:
-                expert = family.make_expert(env, trial_seed, 1.0 if act is None else 0.0)
+                expert = family.make_expert(env, trial_seed, expert_noise)
                 drive = None if act is None else (lambda obs, _label: act(obs.state))
                 episode = run_episode(family, env, expert, record_images=False, perturb=drive)
             finally:
@@ -145,6 +160,12 @@ def as_policy(net: StateMlp, family: TaskFamily) -> StateAct:
     return act
 
 
+def path_error(act: StateAct, data: Rollouts) -> float:
+    """``drift``'s measure: |act(state) - label|^2 summed over the action dimensions, mean over steps."""
+    actions = np.stack([act(state) for state in data.states])
+    return float(np.mean(np.sum(np.square(actions - data.labels), axis=-1)))
+
+
 def merge(a: Rollouts, b: Rollouts) -> Rollouts:
     return Rollouts(
         np.concatenate([a.states, b.states]),
@@ -178,6 +199,8 @@ def clone_expert(
     stages_total = 1 + dagger_rounds
     bar = tqdm(total=2 * stages_total, desc="clone_state", disable=not progress, unit="stage")
     data = collect(family, indices, demos_per_task, seed_offset=0)
+    # The test scenes driven by the noise-free expert: where ``drift`` measures its expert-path error.
+    expert_path = collect(family, indices, trials, seed_offset=EVAL_SEED_OFFSET, expert_noise=0.0)
     bar.update()
     result = CloningResult(family.name, family_config, standardise, tasks, demos_per_task, data.successes)
     policy: StateAct | None = None  # the previous stage's fit, which drives the next DAgger round
@@ -202,6 +225,8 @@ def clone_expert(
                 trials=test.episodes,
                 interval=wilson_interval(test.successes, test.episodes),
                 collected_successes=collected,
+                expert_path_error=path_error(policy, expert_path),
+                policy_path_error=path_error(policy, test),
             )
         )
     bar.close()
@@ -214,13 +239,17 @@ def report(result: CloningResult) -> str:
         f"{result.family} {json.dumps(result.family_config)}: MLP on the {state} state, "
         f"{result.tasks} training tasks x {result.demos_per_task} demos (expert succeeded in "
         f"{result.expert_successes}/{result.tasks * result.demos_per_task})",
-        f"{'stage':<16} {'samples':>8} {'loss':>9} {'closed loop (new scenes)':>32}",
+        f"{'stage':<16} {'samples':>8} {'loss':>9} {'closed loop (new scenes)':>32} "
+        f"{'drift: expert path':>18} {'own path':>9}",
     ]
     for s in result.stages:
         lo, hi = s.interval
         rate = f"{s.successes}/{s.trials} = {100 * s.successes / s.trials:.1f}% [{100 * lo:.1f}%, {100 * hi:.1f}%]"
         extra = "" if s.collected_successes is None else f"  (its rollouts: {s.collected_successes} succeeded)"
-        lines.append(f"{s.name:<16} {s.training_samples:>8} {s.final_loss:>9.5f} {rate:>32}{extra}")
+        lines.append(
+            f"{s.name:<16} {s.training_samples:>8} {s.final_loss:>9.5f} {rate:>32} "
+            f"{s.expert_path_error:>18.4f} {s.policy_path_error:>9.4f}{extra}"
+        )
     return "\n".join(lines)
 
 
@@ -234,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--raw-state", action="store_true", help="do not standardise the state")
     p.add_argument("--dagger-rounds", type=int, default=0, help="DAgger rounds after the first fit (default 0)")
     p.add_argument("--hidden", type=int, default=256, help="units of each of the two hidden layers")
-    p.add_argument("--steps", type=int, default=4000, help="Adam steps per fit (default 4000)")
+    p.add_argument("--steps", type=int, default=4000, help="Adam steps (minibatches of 256) per fit (default 4000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", type=Path, help="also write the result as JSON")

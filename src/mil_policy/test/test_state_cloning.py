@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mil_policy import state_cloning
-from mil_policy.state_cloning import as_policy, collect, fit
+from mil_policy.state_cloning import as_policy, collect, fit, path_error
 from mil_sim.families import get_family
 
 PRIVILEGED = {"action_space": "ee_twist", "pusher": "round", "hold_tool_upright": True, "privileged_state": True}
@@ -61,6 +61,14 @@ def test_policy_clips_to_the_action_limits(family) -> None:
     assert action.shape == (6,) and np.all(np.abs(action) <= family.action_limits + 1e-6)
 
 
+def test_path_error_is_drifts_measure() -> None:
+    """Squared error summed over the action dimensions, averaged over steps, as ``drift`` reports it."""
+    labels = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], np.float32)
+    data = state_cloning.Rollouts(np.zeros((3, 5), np.float32), labels, 0, 1)
+    assert path_error(lambda state: np.zeros(2, np.float32), data) == pytest.approx(5.0 / 3.0)
+    assert path_error(lambda state: np.array([1.0, 0.0], np.float32), data) == pytest.approx(6.0 / 3.0)
+
+
 def test_cli_clones_runs_dagger_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     torch.set_num_threads(1)
     out = tmp_path / "clone.json"
@@ -75,6 +83,9 @@ def test_cli_clones_runs_dagger_and_writes_json(tmp_path: Path, capsys: pytest.C
     assert first["training_samples"] == 4 * 100 and dagger["training_samples"] == 6 * 100
     assert first["trials"] == dagger["trials"] == 2 and 0 <= dagger["collected_successes"] <= 2
     assert 0.0 <= first["interval"][0] <= first["successes"] / 2 <= first["interval"][1] <= 1.0
+    for stage in (first, dagger):
+        assert 0.0 < stage["expert_path_error"] < 10.0 and 0.0 < stage["policy_path_error"] < 10.0
+    assert "drift: expert path" in text
 
 
 @pytest.mark.parametrize(
