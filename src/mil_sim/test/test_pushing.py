@@ -215,6 +215,28 @@ def test_privileged_state_carries_the_true_target_and_goal_and_round_trips_a_bag
     np.testing.assert_array_equal(bag.states, episode.states)
 
 
+def test_state_without_joint_velocities_drops_exactly_them_and_keeps_the_rest() -> None:
+    """``state_joint_velocities=False`` (the copycat check): the same episode, the seven ``qd_`` entries
+    gone from the state and its names, the privileged entries still last; physics and expert unchanged."""
+    base = {"action_space": "ee_twist", "pusher": "round", "hold_tool_upright": True, "privileged_state": True}
+    full, lean = (
+        PushingFamily(PushingConfig(**base)),
+        PushingFamily(PushingConfig(**base, state_joint_velocities=False)),
+    )
+    kept = [i for i, name in enumerate(full.state_names) if not name.startswith("qd_")]
+    assert len(kept) == len(full.state_names) - 7 and lean.state_names == tuple(full.state_names[i] for i in kept)
+    assert lean.state_names[-4:] == ("target_x", "target_y", "goal_x", "goal_y")
+    task = full.tasks("train")[1]
+    episodes = []
+    for fam in (full, lean):
+        env = fam.make_env(task, 3, render=False)
+        episodes.append(run_episode(fam, env, fam.make_expert(env, 5, 1.0), record_images=False))
+        env.close()
+    np.testing.assert_array_equal(episodes[1].states, episodes[0].states[:, kept])
+    np.testing.assert_array_equal(episodes[1].targets, episodes[0].targets)
+    assert episodes[1].success
+
+
 def twist_velocity(env: PushingEnv) -> np.ndarray:
     """The tip's linear velocity (world frame)."""
     jac = site_jacobian(env.model, env.data, env.tip_site, env.arm_dofs)

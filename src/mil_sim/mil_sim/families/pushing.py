@@ -128,6 +128,10 @@ class PushingConfig:
     # Diagnostic only: the state also carries the target's and the goal's true positions (x, y), so that
     # cloning the expert can be tested without perception. It gives the task away, so it is not for MIL.
     privileged_state: bool = False
+    # The paper's pusher state has the arm's joint velocities. False leaves them out (reaching's state has
+    # none either): under ee_twist control they echo the last command, so a cloned policy can continue the
+    # ongoing motion instead of reading the scene (the copycat shortcut; docs/results.md, "copycat")
+    state_joint_velocities: bool = True
     # "phased": the scripted expert keeps a phase (approach, descend, push, circle, hold) with hysteresis
     # between them; "stateless" reads its mode off the current scene alone, so the same state always gets
     # the same label: what DAgger needs when the expert relabels the states a policy reached
@@ -548,6 +552,8 @@ class PushingEnv(Env):
     def _observe(self) -> Observation:
         image = self.render_camera() if self._render_obs else np.zeros((0, 0, 3), np.uint8)
         state = self.robot_state()
+        if not self.config.state_joint_velocities:
+            state = np.delete(state, JOINT_VELOCITY_ENTRIES)
         if self.config.privileged_state:
             scene = [*self.object_position("target")[:2], *self.goal_position()[:2]]
             state = np.concatenate([state, np.asarray(scene, dtype=state.dtype)])
@@ -844,6 +850,7 @@ def saturate(action: np.ndarray) -> np.ndarray:
 
 
 PRIVILEGED_STATE_NAMES = ("target_x", "target_y", "goal_x", "goal_y")  # PushingConfig.privileged_state
+JOINT_VELOCITY_ENTRIES = slice(7, 14)  # of robot_state(): left out without PushingConfig.state_joint_velocities
 
 
 class PushingFamily(TaskFamily):
@@ -870,8 +877,10 @@ class PushingFamily(TaskFamily):
         twist = c.action_space == "ee_twist"
         self.action_limits = np.array([lin, lin, lin, ang, ang, ang]) if twist else np.ones(7)
         self.action_meaning = "numbers (tool twist)" if twist else "joint torques in [-1, 1]"
-        if c.privileged_state:
-            self.state_names = (*PushingFamily.state_names, *PRIVILEGED_STATE_NAMES)
+        names = PushingFamily.state_names
+        if not c.state_joint_velocities:
+            names = tuple(np.delete(np.asarray(names), JOINT_VELOCITY_ENTRIES).tolist())
+        self.state_names = (*names, *(PRIVILEGED_STATE_NAMES if c.privileged_state else ()))
         self.catalogue: PushCatalogue = push_catalogue(c.n_objects, c.n_val_objects, c.n_test_objects)
         self.control_rate_hz = c.control_rate_hz
         self.episode_steps = c.episode_steps
