@@ -57,7 +57,7 @@ class Stage:
 
     name: str
     training_samples: int
-    final_loss: float  # mean squared error in units of the action limits, last minibatch
+    final_loss: float  # mean squared error in units of the action scale (the limits unless raw), last minibatch
     successes: int
     trials: int
     interval: tuple[float, float]
@@ -77,10 +77,13 @@ class CloningResult:
     demos_per_task: int
     expert_successes: int
     stages: list[Stage] = field(default_factory=list)
+    raw_actions: bool = False
+    steps: int = 0
+    seed: int = 0
 
 
 class StateMlp(nn.Module):
-    """(S,) state -> (A,) action in units of the action limits, through two hidden ReLU layers."""
+    """(S,) state -> (A,) action in units of the action scale, through two hidden ReLU layers."""
 
     def __init__(
         self, state_dim: int, action_dim: int, hidden: int, mean: list[float] | None, std: list[float] | None
@@ -128,15 +131,15 @@ def collect(
 
 
 def fit(
-    data: Rollouts, limits: np.ndarray, *, standardise: bool, hidden: int, steps: int, batch: int, lr: float, seed: int
+    data: Rollouts, scale: np.ndarray, *, standardise: bool, hidden: int, steps: int, batch: int, lr: float, seed: int
 ) -> tuple[StateMlp, float]:
-    """A fresh MLP fitted to ``data``'s labels (scaled by the action limits, so every dimension counts
+    """A fresh MLP fitted to ``data``'s labels divided by ``scale`` (the action limits, so every dimension counts
     alike); the state statistics are ``data``'s. Returns it and its last minibatch loss."""
     torch.manual_seed(seed)
     mean, std = standardisation(data.states) if standardise else (None, None)
     net = StateMlp(data.states.shape[1], data.labels.shape[1], hidden, mean, std)
     x = torch.as_tensor(data.states, dtype=torch.float32)
-    y = torch.as_tensor(data.labels / limits, dtype=torch.float32)
+    y = torch.as_tensor(data.labels / scale, dtype=torch.float32)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     loss = torch.zeros(())
@@ -149,8 +152,9 @@ def fit(
     return net, float(loss.detach())
 
 
-def as_policy(net: StateMlp, family: TaskFamily) -> StateAct:
-    limits = torch.as_tensor(family.action_limits, dtype=torch.float32)
+def as_policy(net: StateMlp, family: TaskFamily, scale: np.ndarray | None = None) -> StateAct:
+    """The MLP as a policy: its output times ``scale`` (default the action limits), clipped to them."""
+    limits = torch.as_tensor(family.action_limits if scale is None else scale, dtype=torch.float32)
 
     @torch.no_grad()
     def act(state: np.ndarray) -> np.ndarray:
@@ -183,6 +187,7 @@ def clone_expert(
     demos_per_task: int,
     trials: int,
     standardise: bool = True,
+    raw_actions: bool = False,
     dagger_rounds: int = 0,
     hidden: int = 256,
     steps: int = 4000,
@@ -195,14 +200,19 @@ def clone_expert(
     closed loop on ``trials`` new scenes of each; each DAgger round adds ``demos_per_task // 2`` MLP-driven
     rollouts per task (at least one) and refits from scratch on everything."""
     indices = list(range(tasks))
-    limits = np.asarray(family.action_limits)
+    # Units of the action limits weigh each dimension by how far it can go; raw units weigh them as the
+    # MIL presets' loss does (without maml.action_weights), where a dimension the controller ignores (the
+    # tool's turn when it is held upright) counts as much as the tip's velocity.
+    scale = np.ones(family.action_dim) if raw_actions else np.asarray(family.action_limits)
     stages_total = 1 + dagger_rounds
     bar = tqdm(total=2 * stages_total, desc="clone_state", disable=not progress, unit="stage")
     data = collect(family, indices, demos_per_task, seed_offset=0)
     # The test scenes driven by the noise-free expert: where ``drift`` measures its expert-path error.
     expert_path = collect(family, indices, trials, seed_offset=EVAL_SEED_OFFSET, expert_noise=0.0)
     bar.update()
-    result = CloningResult(family.name, family_config, standardise, tasks, demos_per_task, data.successes)
+    result = CloningResult(
+        family.name, family_config, standardise, tasks, demos_per_task, data.successes, [], raw_actions, steps, seed
+    )
     policy: StateAct | None = None  # the previous stage's fit, which drives the next DAgger round
     for stage in range(stages_total):
         collected = None
@@ -210,10 +220,8 @@ def clone_expert(
             extra = collect(family, indices, max(1, demos_per_task // 2), seed_offset=stage * 100_000, act=policy)
             data, collected = merge(data, extra), extra.successes
             bar.update()
-        net, loss = fit(
-            data, limits, standardise=standardise, hidden=hidden, steps=steps, batch=batch, lr=lr, seed=seed
-        )
-        policy = as_policy(net, family)
+        net, loss = fit(data, scale, standardise=standardise, hidden=hidden, steps=steps, batch=batch, lr=lr, seed=seed)
+        policy = as_policy(net, family, scale)
         test = collect(family, indices, trials, seed_offset=EVAL_SEED_OFFSET, act=policy)
         bar.update()
         result.stages.append(
@@ -235,10 +243,11 @@ def clone_expert(
 
 def report(result: CloningResult) -> str:
     state = "standardised" if result.standardised else "raw"
+    units = "their own units" if result.raw_actions else "units of the action limits"
     lines = [
-        f"{result.family} {json.dumps(result.family_config)}: MLP on the {state} state, "
-        f"{result.tasks} training tasks x {result.demos_per_task} demos (expert succeeded in "
-        f"{result.expert_successes}/{result.tasks * result.demos_per_task})",
+        f"{result.family} {json.dumps(result.family_config)}: MLP on the {state} state, actions in {units}, "
+        f"{result.steps} Adam steps, seed {result.seed}; {result.tasks} training tasks x {result.demos_per_task} "
+        f"demos (expert succeeded in {result.expert_successes}/{result.tasks * result.demos_per_task})",
         f"{'stage':<16} {'samples':>8} {'loss':>9} {'closed loop (new scenes)':>32} "
         f"{'drift: expert path':>18} {'own path':>9}",
     ]
@@ -261,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--demos-per-task", type=int, default=20, help="expert demos per task (default 20)")
     p.add_argument("--trials", type=int, default=5, help="closed-loop test scenes per task (default 5)")
     p.add_argument("--raw-state", action="store_true", help="do not standardise the state")
+    p.add_argument(
+        "--raw-actions", action="store_true", help="fit the actions in their own units, not the action limits'"
+    )
     p.add_argument("--dagger-rounds", type=int, default=0, help="DAgger rounds after the first fit (default 0)")
     p.add_argument("--hidden", type=int, default=256, help="units of each of the two hidden layers")
     p.add_argument("--steps", type=int, default=4000, help="Adam steps (minibatches of 256) per fit (default 4000)")
@@ -290,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             demos_per_task=args.demos_per_task,
             trials=args.trials,
             standardise=not args.raw_state,
+            raw_actions=args.raw_actions,
             dagger_rounds=args.dagger_rounds,
             hidden=args.hidden,
             steps=args.steps,

@@ -85,7 +85,19 @@ def test_cli_clones_runs_dagger_and_writes_json(tmp_path: Path, capsys: pytest.C
     assert 0.0 <= first["interval"][0] <= first["successes"] / 2 <= first["interval"][1] <= 1.0
     for stage in (first, dagger):
         assert 0.0 < stage["expert_path_error"] < 10.0 and 0.0 < stage["policy_path_error"] < 10.0
-    assert "drift: expert path" in text
+    assert "drift: expert path" in text and "units of the action limits" in text
+    assert result["raw_actions"] is False and result["steps"] == 50
+
+
+def test_raw_actions_fit_and_act_in_the_actions_own_units(family) -> None:
+    """A constant label of (0.2, ..., 1.0): fitted in units of the limits or raw, the policy gives it back."""
+    label = np.array([0.2, -0.1, 0.05, 1.0, -0.5, 0.0], np.float32)
+    data = state_cloning.Rollouts(
+        np.random.default_rng(0).normal(size=(64, 21)).astype(np.float32), np.tile(label, (64, 1)), 0, 1
+    )
+    for scale in (np.asarray(family.action_limits), np.ones(6)):
+        net, _ = fit(data, scale, standardise=True, hidden=16, steps=400, batch=32, lr=1e-2, seed=0)
+        np.testing.assert_allclose(as_policy(net, family, scale)(data.states[0]), label, atol=0.02)
 
 
 @pytest.mark.parametrize(
