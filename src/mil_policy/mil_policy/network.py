@@ -138,10 +138,12 @@ class PolicyNetwork(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) float images in [0, 1] -> (N, feature_dim)."""
-        x = self.feature_maps(images)
-        if self.config.spatial_softmax:
-            return self.soft_argmax(x)
-        return x.flatten(1)
+        if self.config.blind:  # every frame is the same black image: its features once, for all N
+            return self._pool(self.feature_maps(images[:1])).expand(images.shape[0], -1)
+        return self._pool(self.feature_maps(images))
+
+    def _pool(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.soft_argmax(maps) if self.config.spatial_softmax else maps.flatten(1)
 
     def forward(self, images: torch.Tensor, states: torch.Tensor) -> PolicyOutput:
         """images (B, T, C, H, W) float in [0, 1]; states (B, T, S) as the robot reports them (the

@@ -49,6 +49,8 @@ class Rollouts:
     labels: np.ndarray  # (N, A) the expert's action at that step
     successes: int
     episodes: int
+    episode_of: np.ndarray | None = None  # (N,) which rollout each step belongs to (numbered from 0)
+    task_of: np.ndarray | None = None  # (N,) the task of that rollout
 
 
 @dataclass
@@ -80,6 +82,7 @@ class CloningResult:
     raw_actions: bool = False
     steps: int = 0
     seed: int = 0
+    frames_per_demo: int | None = None  # None: minibatches of 256 steps drawn from all rollouts
 
 
 class StateMlp(nn.Module):
@@ -113,7 +116,7 @@ def collect(
     tasks = family.tasks("train")
     if expert_noise is None:
         expert_noise = 1.0 if act is None else 0.0
-    states, labels, successes = [], [], 0
+    states, labels, successes, tasks_of = [], [], 0, []
     for ti in task_indices:
         for k in range(per_task):
             trial_seed = seed_offset + 1000 * ti + k
@@ -126,12 +129,37 @@ def collect(
                 env.close()
             states.append(episode.states)
             labels.append(episode.targets)
+            tasks_of.append(np.full(len(episode.states), ti))
             successes += bool(episode.success)
-    return Rollouts(np.concatenate(states), np.concatenate(labels), successes, len(task_indices) * per_task)
+    episode_of = np.concatenate([np.full(len(s), e) for e, s in enumerate(states)])
+    n = len(task_indices) * per_task
+    return Rollouts(np.concatenate(states), np.concatenate(labels), successes, n, episode_of, np.concatenate(tasks_of))
+
+
+def mil_shaped_batch(data: Rollouts, frames_per_demo: int, rng: np.random.Generator) -> np.ndarray:
+    """Sample indices shaped like a MIL meta-batch's evaluation half: one rollout of each task, and
+    ``frames_per_demo`` of its steps (all of them if it has fewer)."""
+    if data.episode_of is None or data.task_of is None:
+        raise ValueError("these rollouts do not say which episode and task each step belongs to")
+    picked = []
+    for task in np.unique(data.task_of):
+        episode = rng.choice(np.unique(data.episode_of[data.task_of == task]))
+        steps = np.flatnonzero(data.episode_of == episode)
+        picked.append(rng.choice(steps, size=min(frames_per_demo, len(steps)), replace=False))
+    return np.concatenate(picked)
 
 
 def fit(
-    data: Rollouts, scale: np.ndarray, *, standardise: bool, hidden: int, steps: int, batch: int, lr: float, seed: int
+    data: Rollouts,
+    scale: np.ndarray,
+    *,
+    standardise: bool,
+    hidden: int,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    frames_per_demo: int | None = None,
 ) -> tuple[StateMlp, float]:
     """A fresh MLP fitted to ``data``'s labels divided by ``scale`` (the action limits, so every dimension counts
     alike); the state statistics are ``data``'s. Returns it and its last minibatch loss."""
@@ -142,9 +170,13 @@ def fit(
     y = torch.as_tensor(data.labels / scale, dtype=torch.float32)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     loss = torch.zeros(())
     for _ in range(steps):
-        idx = torch.randint(0, len(x), (batch,), generator=g)
+        if frames_per_demo is None:
+            idx = torch.randint(0, len(x), (batch,), generator=g)
+        else:
+            idx = torch.as_tensor(mil_shaped_batch(data, frames_per_demo, rng))
         loss = ((net(x[idx]) - y[idx]) ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -171,11 +203,14 @@ def path_error(act: StateAct, data: Rollouts) -> float:
 
 
 def merge(a: Rollouts, b: Rollouts) -> Rollouts:
+    known = a.episode_of is not None and b.episode_of is not None and a.task_of is not None and b.task_of is not None
     return Rollouts(
         np.concatenate([a.states, b.states]),
         np.concatenate([a.labels, b.labels]),
         a.successes + b.successes,
         a.episodes + b.episodes,
+        np.concatenate([a.episode_of, b.episode_of + a.episodes]) if known else None,
+        np.concatenate([a.task_of, b.task_of]) if known else None,
     )
 
 
@@ -194,11 +229,14 @@ def clone_expert(
     batch: int = 256,
     lr: float = 1e-3,
     seed: int = 0,
+    frames_per_demo: int | None = None,
     progress: bool = True,
 ) -> CloningResult:
     """Clone the expert from ``demos_per_task`` demos of the first ``tasks`` training tasks and test
     closed loop on ``trials`` new scenes of each; each DAgger round adds ``demos_per_task // 2`` MLP-driven
-    rollouts per task (at least one) and refits from scratch on everything."""
+    rollouts per task (at least one) and refits from scratch on everything. With ``frames_per_demo`` each
+    Adam step sees what a MIL meta-iteration's evaluation half shows the policy: one rollout of each task
+    and that many of its steps."""
     indices = list(range(tasks))
     # Units of the action limits weigh each dimension by how far it can go; raw units weigh them as the
     # MIL presets' loss does (without maml.action_weights), where a dimension the controller ignores (the
@@ -211,7 +249,17 @@ def clone_expert(
     expert_path = collect(family, indices, trials, seed_offset=EVAL_SEED_OFFSET, expert_noise=0.0)
     bar.update()
     result = CloningResult(
-        family.name, family_config, standardise, tasks, demos_per_task, data.successes, [], raw_actions, steps, seed
+        family.name,
+        family_config,
+        standardise,
+        tasks,
+        demos_per_task,
+        data.successes,
+        [],
+        raw_actions,
+        steps,
+        seed,
+        frames_per_demo,
     )
     policy: StateAct | None = None  # the previous stage's fit, which drives the next DAgger round
     for stage in range(stages_total):
@@ -220,7 +268,17 @@ def clone_expert(
             extra = collect(family, indices, max(1, demos_per_task // 2), seed_offset=stage * 100_000, act=policy)
             data, collected = merge(data, extra), extra.successes
             bar.update()
-        net, loss = fit(data, scale, standardise=standardise, hidden=hidden, steps=steps, batch=batch, lr=lr, seed=seed)
+        net, loss = fit(
+            data,
+            scale,
+            standardise=standardise,
+            hidden=hidden,
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            frames_per_demo=frames_per_demo,
+        )
         policy = as_policy(net, family, scale)
         test = collect(family, indices, trials, seed_offset=EVAL_SEED_OFFSET, act=policy)
         bar.update()
@@ -244,10 +302,12 @@ def clone_expert(
 def report(result: CloningResult) -> str:
     state = "standardised" if result.standardised else "raw"
     units = "their own units" if result.raw_actions else "units of the action limits"
+    batches = "256 steps" if result.frames_per_demo is None else f"{result.frames_per_demo} steps of a rollout per task"
     lines = [
         f"{result.family} {json.dumps(result.family_config)}: MLP on the {state} state, actions in {units}, "
-        f"{result.steps} Adam steps, seed {result.seed}; {result.tasks} training tasks x {result.demos_per_task} "
-        f"demos (expert succeeded in {result.expert_successes}/{result.tasks * result.demos_per_task})",
+        f"{result.steps} Adam steps of {batches}, seed {result.seed}; {result.tasks} training tasks x "
+        f"{result.demos_per_task} demos (expert succeeded in {result.expert_successes}/"
+        f"{result.tasks * result.demos_per_task})",
         f"{'stage':<16} {'samples':>8} {'loss':>9} {'closed loop (new scenes)':>32} "
         f"{'drift: expert path':>18} {'own path':>9}",
     ]
@@ -277,6 +337,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=256, help="units of each of the two hidden layers")
     p.add_argument("--steps", type=int, default=4000, help="Adam steps (minibatches of 256) per fit (default 4000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--frames-per-demo",
+        type=int,
+        help="each Adam step takes one rollout of each task and this many of its steps (a MIL meta-batch's shape)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", type=Path, help="also write the result as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -287,8 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = json.loads(args.family_config)
         if not isinstance(overrides, dict):
             raise ValueError("--family-config must be a JSON object")
-        for name in ("tasks", "demos_per_task", "trials", "hidden", "steps"):
-            if getattr(args, name) <= 0:
+        for name in ("tasks", "demos_per_task", "trials", "hidden", "steps", "frames_per_demo"):
+            if getattr(args, name) is not None and getattr(args, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if args.dagger_rounds < 0:
             raise ValueError("--dagger-rounds must be >= 0")
@@ -303,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trials=args.trials,
             standardise=not args.raw_state,
             raw_actions=args.raw_actions,
+            frames_per_demo=args.frames_per_demo,
             dagger_rounds=args.dagger_rounds,
             hidden=args.hidden,
             steps=args.steps,

@@ -69,3 +69,20 @@ def test_blind_training_losses_ignore_the_images(method: str) -> None:
         other_images = learner.training_loss(*_batch(image_seed=2))
         assert torch.equal(loss, other_images) == blind
         assert not torch.equal(loss, learner.training_loss(*_batch(image_seed=1, state_seed=3)))
+
+
+def test_a_blind_network_is_the_sighted_one_shown_black_frames() -> None:
+    """Blind computes one black frame's features for all frames: the same outputs and gradients as the
+    same weights shown black frames one by one."""
+    torch.manual_seed(0)
+    blind, sighted = PolicyNetwork(_config("mil", True).network), PolicyNetwork(_config("mil", False).network)
+    sighted.load_state_dict(blind.state_dict())
+    states = torch.randn(2, 5, S, generator=torch.Generator().manual_seed(2))
+    out_blind = blind(torch.rand(2, 5, 3, H, W), states)
+    out_black = sighted(torch.zeros(2, 5, 3, H, W), states)
+    torch.testing.assert_close(out_blind.actions, out_black.actions)
+    torch.testing.assert_close(out_blind.target, out_black.target)
+    out_blind.actions.square().sum().backward()
+    out_black.actions.square().sum().backward()
+    for (name, a), b in zip(blind.named_parameters(), sighted.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)

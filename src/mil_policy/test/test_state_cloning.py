@@ -69,6 +69,27 @@ def test_path_error_is_drifts_measure() -> None:
     assert path_error(lambda state: np.array([1.0, 0.0], np.float32), data) == pytest.approx(6.0 / 3.0)
 
 
+def test_mil_shaped_batches_take_one_rollout_per_task_and_its_steps(family) -> None:
+    data = state_cloning.merge(
+        collect(family, [0, 1], per_task=2, seed_offset=0),
+        collect(family, [0, 1], per_task=1, seed_offset=5, act=lambda state: np.zeros(6, np.float32)),
+    )
+    assert data.episodes == 6 and set(data.episode_of) == set(range(6))
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(30):
+        idx = state_cloning.mil_shaped_batch(data, 7, rng)
+        assert len(idx) == 14 and len(set(idx)) == 14
+        assert sorted(data.task_of[idx]) == [0] * 7 + [1] * 7
+        assert len(set(data.episode_of[idx])) == 2
+        seen |= set(data.episode_of[idx])
+    assert seen == set(range(6))  # every rollout, the DAgger ones included, gets drawn
+    _, loss = fit(data, np.ones(6), standardise=True, hidden=8, steps=5, batch=4, lr=1e-3, seed=0, frames_per_demo=3)
+    assert np.isfinite(loss)
+    with pytest.raises(ValueError, match="which episode"):
+        state_cloning.mil_shaped_batch(state_cloning.Rollouts(data.states, data.labels, 0, 6), 3, rng)
+
+
 def test_cli_clones_runs_dagger_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     torch.set_num_threads(1)
     out = tmp_path / "clone.json"
@@ -108,6 +129,7 @@ def test_raw_actions_fit_and_act_in_the_actions_own_units(family) -> None:
         (["--tasks", "0"], "--tasks must be positive"),
         (["--tasks", "100000"], "training tasks"),
         (["--dagger-rounds", "-1"], "--dagger-rounds"),
+        (["--frames-per-demo", "0"], "--frames-per-demo must be positive"),
     ],
 )
 def test_cli_refuses_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
