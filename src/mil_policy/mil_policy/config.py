@@ -63,7 +63,9 @@ class NetworkConfig:
     # Nonlinearity after every conv and hidden FC layer. The paper uses ReLU; "elu" keeps a gradient for
     # units a phase of demo-ignoring training has switched off (measured on reaching with `diagnose`:
     # 7 and 33 of 100 FC units never positive on 2000 held-out frames, and a contextual baseline went
-    # constant), so they can still learn once the demonstration starts to matter.
+    # constant), so they can still learn once the demonstration starts to matter. But on the pushing
+    # testbed ELU alone took a blind network's closed-loop cloning from 35/40 to 18/40 (docs/results.md,
+    # "clones the pusher worse"), so it is no free choice for a closed-loop pusher.
     activation: Literal["relu", "elu"] = "relu"
     fc: list[int] = field(default_factory=lambda: [100, 100])  # hidden layers; the output layer is extra
     bias_transform_dim: int = 20  # 0 disables the bias transformation (section 5)
