@@ -87,7 +87,8 @@ class NetworkConfig:
     # Diagnostic ablation: every frame is replaced by a black image before the convolutions, so the
     # network, its training and its evaluation stay the same but only the state informs the actions.
     # On a testbed whose state carries the task (pushing's ``privileged_state``) it tells apart a learner
-    # that cannot clone the expert from one that the images lead astray (docs/results.md, "blind").
+    # that cannot clone the expert from one that the images lead astray (docs/results.md, "clones the
+    # pusher worse").
     blind: bool = False
 
     def __post_init__(self) -> None:

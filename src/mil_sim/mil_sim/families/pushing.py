@@ -130,7 +130,8 @@ class PushingConfig:
     privileged_state: bool = False
     # The paper's pusher state has the arm's joint velocities. False leaves them out (reaching's state has
     # none either): under ee_twist control they echo the last command, so a cloned policy can continue the
-    # ongoing motion instead of reading the scene (the copycat shortcut; docs/results.md, "copycat")
+    # ongoing motion instead of reading the scene (the copycat shortcut; docs/results.md, "clones the pusher
+    # worse")
     state_joint_velocities: bool = True
     # "phased": the scripted expert keeps a phase (approach, descend, push, circle, hold) with hysteresis
     # between them; "stateless" reads its mode off the current scene alone, so the same state always gets
