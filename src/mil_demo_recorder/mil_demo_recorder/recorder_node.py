@@ -212,6 +212,19 @@ class RecorderNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
+    def _receipt_ns(self, info: Mapping[str, Any]) -> int:
+        """When the message arrived: the middleware's receive time, which this callback's clock is not.
+
+        The callback runs when the executor gets to it; a busy or loaded process (a chunk write holding
+        the GIL, another job on the machine) delays it by up to seconds and unevenly, and a bag timed
+        that way disagrees with its own header stamps (the reader then falls back to these times). The
+        middleware stamps the sample on its own thread as it arrives. It uses the system clock, so a
+        node on sim time keeps its own clock."""
+        received = int(info.get("received_timestamp") or 0)
+        if received > 0 and not self.get_clock().ros_time_is_active:
+            return received
+        return self._now_ns()
+
     def _on_raw(self, spec: StreamSpec, data: bytes, info: Mapping[str, Any]) -> None:
         if spec.key == "gripper":
             value = cdr_bool(data)
@@ -223,7 +236,7 @@ class RecorderNode(Node):
         if rec is not None:
             rec.put(
                 spec.layout_topic,
-                self._now_ns(),
+                self._receipt_ns(info),
                 data,
                 info.get("publication_sequence_number"),
                 _publisher_key(info.get("publisher_gid")),

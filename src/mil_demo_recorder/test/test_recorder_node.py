@@ -272,6 +272,56 @@ def test_discard_moves_the_running_demo_out_of_the_dataset(
     assert not teleop.call("stop").success  # nothing running any more
 
 
+def test_a_stalled_executor_does_not_delay_the_recorded_receipt_times(
+    teleop: Teleop, recorder: InProcessRecorder, tmp_path: Path
+) -> None:
+    """Messages that arrive while the recorder's callbacks are held up (a chunk write holding the GIL, a
+    loaded machine: CI saw the recorder's clock lag its senders' stamps enough for the reader to distrust
+    them) are logged at their arrival, not when the executor gets to them."""
+    from rclpy.callback_groups import ReentrantCallbackGroup
+
+    stall_s = 1.5
+    episode = expert_episode()
+    teleop.task.publish(teleop.String(data=_task_json(episode)))
+    teleop.wait_connected()
+    teleop.spin_until(lambda: recorder.node._topic_task is not None, 10.0, "task on /mil/task")
+    assert teleop.call("start").success
+    messages = [m for m in stream_messages(episode) if m.key != "gripper"]
+    teleop.stream(messages[:20], speed=4.0)
+
+    # Occupy both executor threads of the recorder, so its stream callbacks queue behind them.
+    started, ended, lock = [], [], threading.Lock()
+    group = ReentrantCallbackGroup()
+
+    def stall(timer: list[Any]) -> None:
+        timer[0].cancel()
+        with lock:
+            started.append(time.time_ns())
+        time.sleep(stall_s)
+        with lock:
+            ended.append(time.time_ns())
+
+    for _ in range(2):
+        holder: list[Any] = []
+        holder.append(recorder.node.create_timer(0.001, lambda h=holder: stall(h), callback_group=group))
+    teleop.spin_until(lambda: len(started) == 2, 10.0, "both recorder executor threads stalled")
+    during = [m for m in messages[20:] if m.key == "pose"][:5]
+    for m in during:
+        teleop.pubs[m.key].publish(stamp(m.msg, time.time_ns()))
+    sent_before = time.time_ns()
+    teleop.spin_until(lambda: len(ended) == 2, 10.0, "the stall to end")
+    assert sent_before < min(ended), "the poses were not all published during the stall; lengthen it"
+    teleop.stream(messages[20:40], speed=4.0)
+    assert teleop.call("stop").success
+
+    raw = db.read_raw_messages(next((tmp_path / "teleop").glob("*/demo_*")))
+    stalled = [(t, m) for t, m in raw.messages[db.EE_POSE_TOPIC] if max(started) <= _ns(m.header.stamp) < sent_before]
+    assert len(stalled) == len(during)
+    # Logged at arrival, before the recorder could run the callbacks: with the callbacks' own clock
+    # every one of these would be logged after the stall ended.
+    assert all(t < min(ended) for t, _ in stalled), [(t - min(ended)) / 1e9 for t, _ in stalled]
+
+
 def test_sigkill_mid_demo_leaves_a_bag_that_opens_flagged_incomplete(teleop: Teleop, tmp_path: Path) -> None:
     root = tmp_path / "teleop"
     cmd = [
