@@ -296,6 +296,8 @@ def test_a_stalled_executor_does_not_delay_the_recorded_receipt_times(
     def stall(timer: list[Any]) -> None:
         timer[0].cancel()
         with lock:
+            if len(started) == 2:  # a timer dispatched again before it cancelled itself
+                return
             started.append(time.time_ns())
         time.sleep(stall_s)
         with lock:
