@@ -65,7 +65,8 @@ class NetworkConfig:
     # 7 and 33 of 100 FC units never positive on 2000 held-out frames, and a contextual baseline went
     # constant), so they can still learn once the demonstration starts to matter. But on the pushing
     # testbed ELU alone took a blind network's closed-loop cloning from 35/40 to 18/40 (docs/results.md,
-    # "clones the pusher worse"), so it is no free choice for a closed-loop pusher.
+    # "clones the pusher worse"), so it is no free choice for a closed-loop pusher; yet placing's
+    # recipe with ReLU never learned to read the demo (one seed, "ReLU in the one-shot runs").
     activation: Literal["relu", "elu"] = "relu"
     fc: list[int] = field(default_factory=lambda: [100, 100])  # hidden layers; the output layer is extra
     bias_transform_dim: int = 20  # 0 disables the bias transformation (section 5)
