@@ -213,7 +213,7 @@ class RecorderNode(Node):
         return self.get_clock().now().nanoseconds
 
     def _receipt_ns(self, info: Mapping[str, Any]) -> int:
-        """When the message arrived: the middleware's receive time, which this callback's clock is not.
+        """When the message arrived, by the middleware's receive time rather than this callback's clock.
 
         The callback runs when the executor gets to it; a busy or loaded process (a chunk write holding
         the GIL, another job on the machine) delays it by up to seconds and unevenly, and a bag timed

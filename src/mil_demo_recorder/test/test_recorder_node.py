@@ -1,5 +1,6 @@
 """The recorder node over real DDS: Joy buttons record a demo that matches what was published; discard;
-a recorder killed with SIGKILL mid-demo leaves a bag that still opens and says it is incomplete.
+a stalled executor does not delay the logged arrival times; a recorder killed with SIGKILL mid-demo
+leaves a bag that still opens and says it is incomplete.
 
 The "teleop" side is a separate rclpy context (its own DDS participant) on the test's ROS_DOMAIN_ID,
 publishing a synthetic session: real camera frames of the placing sim and the scripted expert's twists.
