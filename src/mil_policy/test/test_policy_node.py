@@ -219,11 +219,15 @@ def test_bad_demo_faults_and_the_arm_does_not_move(
     import re
 
     assert re.search(match, sys_.states[-1]["detail"], re.IGNORECASE), sys_.states[-1]["detail"]
-    sys_.spin_until(lambda: len(sys_.joints) > 5, 30.0, "joint states")  # DDS discovery can be slow
-    before = sys_.joints[-1].copy()
-    time.sleep(0.5)
-    sys_.spin_until(lambda: len(sys_.joints) > 10, 10.0, "more joint states")
-    assert np.abs(sys_.joints[-1] - before).max() < 1e-6
+    # The arm's joints read from the running sim itself: the probe's /joint_states subscription was once
+    # not matched with the sim's publisher within 30 s on a CI machine (the bridge's was), and what this
+    # test is about is that the arm stays put, not discovery.
+    sim = sys_.sim
+    assert sim is not None
+    start = sim.sim_time
+    before = sim.env.joint_positions()[:7].copy()
+    sys_.spin_until(lambda: sim.sim_time > start + 0.5, 10.0, "0.5 s of sim time")
+    assert np.abs(sim.env.joint_positions()[:7] - before).max() < 1e-6
     assert sys_.policy.state == "fault"  # the node is still up and reports why
 
 
