@@ -136,15 +136,23 @@ def collect(
     return Rollouts(np.concatenate(states), np.concatenate(labels), successes, n, episode_of, np.concatenate(tasks_of))
 
 
-def mil_shaped_batch(data: Rollouts, frames_per_demo: int, rng: np.random.Generator) -> np.ndarray:
-    """Sample indices shaped like a MIL meta-batch's evaluation half: one rollout of each task, and
-    ``frames_per_demo`` of its steps (all of them if it has fewer)."""
+def rollout_steps(data: Rollouts) -> list[list[np.ndarray]]:
+    """Per task, per rollout of it, that rollout's step indices: what ``mil_shaped_batch`` draws from,
+    grouped once per fit rather than at every Adam step."""
     if data.episode_of is None or data.task_of is None:
         raise ValueError("these rollouts do not say which episode and task each step belongs to")
+    return [
+        [np.flatnonzero(data.episode_of == episode) for episode in np.unique(data.episode_of[data.task_of == task])]
+        for task in np.unique(data.task_of)
+    ]
+
+
+def mil_shaped_batch(steps_of: list[list[np.ndarray]], frames_per_demo: int, rng: np.random.Generator) -> np.ndarray:
+    """Sample indices shaped like a MIL meta-batch's evaluation half: one rollout of each task, and
+    ``frames_per_demo`` of its steps (all of them if it has fewer). ``steps_of``: ``rollout_steps``."""
     picked = []
-    for task in np.unique(data.task_of):
-        episode = rng.choice(np.unique(data.episode_of[data.task_of == task]))
-        steps = np.flatnonzero(data.episode_of == episode)
+    for rollouts in steps_of:
+        steps = rollouts[rng.choice(len(rollouts))]
         picked.append(rng.choice(steps, size=min(frames_per_demo, len(steps)), replace=False))
     return np.concatenate(picked)
 
@@ -171,12 +179,13 @@ def fit(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
+    steps_of = None if frames_per_demo is None else rollout_steps(data)
     loss = torch.zeros(())
     for _ in range(steps):
-        if frames_per_demo is None:
+        if steps_of is None:
             idx = torch.randint(0, len(x), (batch,), generator=g)
         else:
-            idx = torch.as_tensor(mil_shaped_batch(data, frames_per_demo, rng))
+            idx = torch.as_tensor(mil_shaped_batch(steps_of, frames_per_demo, rng))
         loss = ((net(x[idx]) - y[idx]) ** 2).mean()
         opt.zero_grad()
         loss.backward()

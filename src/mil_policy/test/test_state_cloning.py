@@ -76,9 +76,10 @@ def test_mil_shaped_batches_take_one_rollout_per_task_and_its_steps(family) -> N
     )
     assert data.episodes == 6 and set(data.episode_of) == set(range(6))
     rng = np.random.default_rng(0)
+    steps_of = state_cloning.rollout_steps(data)
     seen = set()
     for _ in range(30):
-        idx = state_cloning.mil_shaped_batch(data, 7, rng)
+        idx = state_cloning.mil_shaped_batch(steps_of, 7, rng)
         assert len(idx) == 14 and len(set(idx)) == 14
         assert sorted(data.task_of[idx]) == [0] * 7 + [1] * 7
         assert len(set(data.episode_of[idx])) == 2
@@ -87,7 +88,7 @@ def test_mil_shaped_batches_take_one_rollout_per_task_and_its_steps(family) -> N
     _, loss = fit(data, np.ones(6), standardise=True, hidden=8, steps=5, batch=4, lr=1e-3, seed=0, frames_per_demo=3)
     assert np.isfinite(loss)
     with pytest.raises(ValueError, match="which episode"):
-        state_cloning.mil_shaped_batch(state_cloning.Rollouts(data.states, data.labels, 0, 6), 3, rng)
+        state_cloning.rollout_steps(state_cloning.Rollouts(data.states, data.labels, 0, 6))
 
 
 def test_cli_clones_runs_dagger_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
