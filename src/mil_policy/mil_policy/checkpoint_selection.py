@@ -222,6 +222,7 @@ def select(
                 "successes": s.summary.successes,
                 "trials": s.summary.trials,
                 "chose_target": s.summary.chose_target,
+                "moved_target": s.summary.moved_target,
             }
             for s in scored
         ],

@@ -53,6 +53,7 @@ class TrialResult:
     video: str | None = None  # path relative to the output directory
     chosen: str | None = None  # the object the trial ended at (Env.chosen_role): "target" or a distractor
     target_distance: float | None = None  # m from the target at the end (Env.target_distance)
+    moved: str | None = None  # the object the trial moved furthest, or "none" (Env.moved_role)
 
 
 @dataclass
@@ -72,6 +73,11 @@ class ConditionSummary:
     # Median over trials of how far from the target they ended (m; None: the family does not say): how
     # near the misses were, which tells an imprecise policy from one that goes elsewhere.
     median_target_distance: float | None = None
+    # Trials that moved the target most, and that moved another object most (the rest moved none; None:
+    # the family does not say). Where objects are pushed, this is the choice itself: where a trial ended
+    # also depends on where the objects started.
+    moved_target: int | None = None
+    moved_other: int | None = None
 
 
 def condition_key(r: TrialResult | ConditionSummary) -> tuple[str, int, str]:
@@ -92,13 +98,34 @@ def summarize(trials: Sequence[TrialResult]) -> list[ConditionSummary]:
         chose_target = sum(c == "target" for c in chosen) if n and None not in chosen else None
         distances = [t.target_distance for t in group]
         median = float(statistics.median(distances)) if n and None not in distances else None
-        rows.append(ConditionSummary(label, group[0].method, shots, inputs, k, n, rate, lo, hi, chose_target, median))
+        moved = [t.moved for t in group]
+        known = bool(n) and None not in moved
+        moved_target = sum(m == "target" for m in moved) if known else None
+        moved_other = sum(m not in ("target", "none") for m in moved) if known else None
+        rows.append(
+            ConditionSummary(
+                label,
+                group[0].method,
+                shots,
+                inputs,
+                k,
+                n,
+                rate,
+                lo,
+                hi,
+                chose_target,
+                median,
+                moved_target,
+                moved_other,
+            )
+        )
     return rows
 
 
 def format_table(rows: Sequence[ConditionSummary]) -> str:
     """Fixed-width table: method, shots, demo inputs, successes / trials, rate, 95% Wilson CI, and where
-    the family reports them, how often the trials ended at the target object and how far from it."""
+    the family reports them, how often the trials ended at the target object, how far from it, and which
+    object they moved."""
     header: tuple[str, ...] = ("method", "shots", "demo inputs", "success", "rate", "95% CI (Wilson)")
     body: list[tuple[str, ...]] = [
         (
@@ -123,10 +150,20 @@ def format_table(rows: Sequence[ConditionSummary]) -> str:
             (*line, "-" if r.median_target_distance is None else f"{100 * r.median_target_distance:.1f} cm")
             for line, r in zip(body, rows, strict=True)
         ]
+    if any(r.moved_target is not None for r in rows):
+        header += ("moved target / other / none",)
+        body = [(*line, _moved_cell(r)) for line, r in zip(body, rows, strict=True)]
     widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _moved_cell(r: ConditionSummary) -> str:
+    """``target / other / none`` counts of the object each trial moved most ("-": not recorded)."""
+    if r.moved_target is None or r.moved_other is None:
+        return "-"
+    return f"{r.moved_target} / {r.moved_other} / {r.trials - r.moved_target - r.moved_other}"
 
 
 def write_results(

@@ -318,6 +318,7 @@ class RolloutOutcome:
     error: str | None  # why the trial was cut short, if it was
     chosen: str | None  # the object it ended at (Env.chosen_role)
     target_distance: float | None  # how far from the target it ended, m (Env.target_distance)
+    moved: str | None  # the object it moved furthest, or "none" (Env.moved_role)
 
 
 def rollout(
@@ -353,7 +354,8 @@ def rollout(
         env.end_episode()
     if record:
         frames.append(env.render_camera())
-    return RolloutOutcome(error is None and env.success(), frames, error, env.chosen_role(), env.target_distance())
+    success = error is None and env.success()
+    return RolloutOutcome(success, frames, error, env.chosen_role(), env.target_distance(), env.moved_role())
 
 
 # -------------------------------------------------------------------------------------- work units
@@ -456,6 +458,7 @@ class Evaluator:
                     outcome.error,
                     chosen=outcome.chosen,
                     target_distance=outcome.target_distance,
+                    moved=outcome.moved,
                 )
                 video_key = (condition_key(result), result.success)
                 if s.videos > 0 and s.out is not None and self._videos.get(video_key, 0) < s.videos:

@@ -120,6 +120,21 @@ def test_summary_counts_trials_that_ended_at_the_target() -> None:
     assert partial.chose_target is None
 
 
+def test_summary_counts_the_object_each_trial_moved() -> None:
+    """Which object a trial moved is its choice; the counts split target / other / none."""
+
+    def trial(moved: str | None) -> TrialResult:
+        return TrialResult("a", "mil", 1, "full", "t", 0, 0, 1, [2], False, moved=moved)
+
+    (row,) = summarize([trial("target"), trial("distractor"), trial("target"), trial("none")])
+    assert (row.moved_target, row.moved_other, row.trials) == (2, 1, 4)
+    table = format_table([row])
+    assert "moved target / other / none" in table and "2 / 1 / 1" in table
+    (partial,) = summarize([trial("target"), trial(None)])  # unknown for one trial: no counts
+    assert partial.moved_target is None and partial.moved_other is None
+    assert "moved target" not in format_table([partial])
+
+
 def test_summary_reports_the_median_distance_to_the_target() -> None:
     def trial(distance: float | None) -> TrialResult:
         return TrialResult("a", "mil", 1, "full", "t", 0, 0, 1, [2], False, target_distance=distance)

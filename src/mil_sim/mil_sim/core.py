@@ -156,6 +156,16 @@ class Env(ABC):
         """
         return None
 
+    def moved_role(self) -> str | None:
+        """The object the policy moved furthest from where the trial put it: ``"target"``, a distractor's
+        role, or ``"none"`` when none moved (None: the family's objects are not for moving).
+
+        Why: where an episode ended (``chosen_role``) also depends on where the objects started: in pushing,
+        a policy that moves nothing still "ends" at whichever object lay nearer the goal. The object it
+        moved is the one it went for, which is the choice a one-shot policy has to read from the demo.
+        """
+        return None
+
     def landmarks(self) -> Landmarks | None:
         """The current trial's objects and markers in the table plane (None: the family does not say)."""
         return None
