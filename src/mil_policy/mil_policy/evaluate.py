@@ -91,6 +91,10 @@ class EvalSettings:
     out: Path | None = None  # where videos go
     workers: int = 1
     device: str = "cpu"
+    # A control: each demo shows the task with its target and first distractor exchanged (the trials and
+    # their scoring are the task's own). A policy that reads the demo then goes for the trial's distractor;
+    # one that finds the target some other way (a layout or appearance cue) does not.
+    swap_demo_roles: bool = False
 
 
 # ------------------------------------------------------------------------------------------ methods
@@ -270,9 +274,22 @@ def trial_seeds(seed: int, task_index: int, trials: int) -> list[int]:
 # -------------------------------------------------------------------------------------------- demos
 
 
+def role_swapped(family: TaskFamily, task: Task) -> Task:
+    """The task with its target and first distractor exchanged (``EvalSettings.swap_demo_roles``)."""
+    distractors = [r for r in task.objects if r.startswith("distractor")]
+    if "target" not in task.objects or not distractors:
+        raise EvaluationError(f"{task.task_id} has no target and distractor to swap: roles {sorted(task.objects)}")
+    roles = dict(task.objects)
+    roles["target"], roles[distractors[0]] = task.objects[distractors[0]], task.objects["target"]
+    return family.make_task(task.split, **roles)
+
+
 def make_demos(family: TaskFamily, task_index: int, n: int, settings: EvalSettings, avoid: set[int]) -> list[Episode]:
-    """``n`` successful expert demos of a task at trial seeds not in ``avoid`` (the evaluation trials)."""
+    """``n`` successful expert demos of a task at trial seeds not in ``avoid`` (the evaluation trials); of
+    the task with target and distractor exchanged under ``settings.swap_demo_roles``."""
     task = family.tasks(settings.split)[task_index]
+    if settings.swap_demo_roles:
+        task = role_swapped(family, task)
     demos = []
     for k in range(n):
         for attempt in range(settings.max_demo_attempts):
@@ -638,6 +655,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep N rollout videos of successes and N of failures per condition (demo | rollout)",
     )
     p.add_argument("--video-format", choices=["gif", "mp4"], default="gif")
+    p.add_argument(
+        "--swap-demo-roles",
+        action="store_true",
+        help="control: each demo shows the task with target and first distractor exchanged; a policy that "
+        "reads the demo then moves the trial's distractor (see 'moved target / other / none')",
+    )
     add_rollout_options(p)
     return p
 
@@ -718,6 +741,7 @@ def _main(args: argparse.Namespace) -> int:
         out=args.out,
         workers=args.workers,
         device=resolve_device(args.device),
+        swap_demo_roles=args.swap_demo_roles,
     )
     trials = evaluate(variants, settings, progress=not args.no_progress)
     rows = summarize(trials)

@@ -202,6 +202,30 @@ def test_a_policy_that_reads_no_images_gets_no_renders() -> None:
     assert seeing == blind
 
 
+@pytest.mark.parametrize("name", ["pushing", "placing", "reaching"])
+def test_role_swapped_demos_show_the_distractor_as_the_target(name: str) -> None:
+    """The swapped-demo control exchanges target and first distractor, in every family, and nothing else."""
+    family = get_family(name)
+    task = family.tasks("test")[0]
+    swapped = evaluate_module.role_swapped(family, task)
+    first = next(r for r in task.objects if r.startswith("distractor"))
+    assert (swapped.objects["target"], swapped.objects[first]) == (task.objects[first], task.objects["target"])
+    assert {r: o for r, o in swapped.objects.items() if r not in ("target", first)} == {
+        r: o for r, o in task.objects.items() if r not in ("target", first)
+    }
+
+
+def test_swapped_demo_roles_demonstrate_the_other_object() -> None:
+    """The control's demo is a successful demo of the swapped task: it pushes the trial's distractor."""
+    family = get_family("pushing")
+    task = family.tasks("test")[0]
+    settings = evaluate_module.EvalSettings(tasks=1, trials=1, swap_demo_roles=True)
+    (demo,) = evaluate_module.make_demos(family, 0, 1, settings, avoid=set())
+    assert demo.success and demo.task.objects["target"] == task.objects["distractor"]
+    (own,) = evaluate_module.make_demos(family, 0, 1, dataclasses.replace(settings, swap_demo_roles=False), set())
+    assert own.task == task
+
+
 def test_strip_demo() -> None:
     demo = DemoBatch(torch.rand(1, 3, 3, 4, 4), torch.randn(1, 3, 6), torch.randn(1, 3, 2), torch.randn(1, 2))
     assert strip_demo(demo, "full") is demo
