@@ -19,7 +19,9 @@
 Every message is written as received (serialized bytes, receipt time as log time, header stamps
 untouched) under the layout topic of :mod:`mil_sim.demo_bag`. Data subscriptions run in a reentrant
 callback group and only enqueue; the buttons and services run in the default group, so a start/stop
-is never stuck behind camera frames. Stopping logs the demo's statistics (rates, drops, out-of-order
+is never stuck behind camera frames. A stop first lets the data callbacks take what arrived before it
+(:mod:`mil_demo_recorder.stop_drain`, at most a second), so a lagging executor does not cut a demo's
+end. Stopping logs the demo's statistics (rates, drops, out-of-order
 stamps, image-pose sync) and warns about missing or slow streams; Ctrl-C mid-demo finalises the bag as
 ``interrupted``; a SIGKILL leaves a bag flagged incomplete that the next start recovers.
 
@@ -63,6 +65,7 @@ from mil_demo_recorder.recording import (
 from mil_demo_recorder.recovery import repair_bag, unfinished_bags
 from mil_demo_recorder.ros_types import message_class
 from mil_demo_recorder.stats import format_table
+from mil_demo_recorder.stop_drain import StopDrain
 from mil_demo_recorder.streams import STREAMS, StreamSpec, cdr_bool
 from mil_demo_recorder.task_info import TASK_PARAMS, TaskInfoError, parse_task_topic, task_metadata
 from mil_sim import demo_bag as db
@@ -161,6 +164,7 @@ class RecorderNode(Node):
         self.streams = [
             RecordedStream(s, p[f"{s.key}_topic"], p[f"min_rate_hz.{s.key}"]) for s in STREAMS if p[f"{s.key}_topic"]
         ]
+        self._drain = StopDrain(s.spec.layout_topic for s in self.streams)
         data_group = ReentrantCallbackGroup()
         self._stream_subs: dict[str, Subscription] = {}
         self._published_publishers: dict[str, int] | None = None
@@ -233,10 +237,11 @@ class RecorderNode(Node):
         elif spec.key == "joy":
             self._on_joy(deserialize_message(data, Joy))
         rec = self._recording
-        if rec is not None:
+        receipt_ns = self._receipt_ns(info)
+        if rec is not None and self._drain.admits(spec.layout_topic, receipt_ns):
             rec.put(
                 spec.layout_topic,
-                self._receipt_ns(info),
+                receipt_ns,
                 data,
                 info.get("publication_sequence_number"),
                 _publisher_key(info.get("publisher_gid")),
@@ -294,14 +299,22 @@ class RecorderNode(Node):
         return True, text
 
     def stop_demo(self, status: str = STATUS_COMPLETE, reason: str = "") -> tuple[bool, str]:
-        """Finish the running demo: finalise its bag, log its statistics, update the index."""
+        """Finish the running demo: take in what arrived before the stop (``StopDrain``), finalise its bag,
+        log its statistics, update the index."""
+        with self._lock:
+            if self._recording is None or self._drain.active:
+                return False, "not recording" if self._recording is None else "already stopping"
+            stop_ns = self._now_ns()
+            self._drain.begin(stop_ns)
+        self._drain.wait()  # outside the lock: the data callbacks run on the executor's other thread
         with self._lock:
             rec, self._recording = self._recording, None
+            self._drain.end()
             if rec is None:
-                return False, "not recording"
+                return False, "discarded while stopping"
             rel = self._rel(rec.path)
             try:
-                meta = rec.finish(status, {"stop_reason": reason} if reason else None)
+                meta = rec.finish(status, {"stop_reason": reason} if reason else None, end_ns=stop_ns)
             except (BagWriteError, OSError) as exc:
                 self.get_logger().error(f"demo {rel} could not be finalised: {exc}")
                 return False, f"demo {rel} failed: {exc}"

@@ -112,10 +112,15 @@ class DemoRecording:
         except queue.Full:
             stats.on_queue_full()
 
-    def finish(self, status: str = STATUS_COMPLETE, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Write what is queued, finalise the bag (summary, metadata) and return its final task JSON."""
+    def finish(
+        self, status: str = STATUS_COMPLETE, extra: Mapping[str, Any] | None = None, end_ns: int | None = None
+    ) -> dict[str, Any]:
+        """Write what is queued, finalise the bag (summary, metadata) and return its final task JSON.
+
+        ``end_ns``: when the demo ended (default: now); a stop that waited for late messages gives its own time.
+        """
         self._stop_thread()
-        self.end_ns = self.clock_ns()
+        self.end_ns = self.clock_ns() if end_ns is None else end_ns
         summary = self.summary()
         self.meta.update(extra or {})
         self.meta.update(status=status, complete=status == STATUS_COMPLETE, end_ns=self.end_ns, stats=summary)

@@ -16,6 +16,7 @@ from teleop_stream import expert_episode, record_offline
 
 from mil_demo_recorder.joy_buttons import DISCARD, START, STOP, JoyButtons
 from mil_demo_recorder.stats import StreamStats, sync_offsets_ms
+from mil_demo_recorder.stop_drain import StopDrain
 from mil_demo_recorder.streams import cdr_bool, cdr_stamp_ns
 from mil_demo_recorder.task_info import TaskInfoError, task_metadata
 from mil_sim import demo_bag as db
@@ -114,6 +115,50 @@ def test_stats_count_sequence_gaps_per_publisher_and_backward_stamps() -> None:
     assert s.dropped_transport == 3  # a: 3, 4 missing; b: 2 missing
     assert s.out_of_order == 1  # b's 25 after a's 30
     assert s.received == 6
+
+
+class FakeClock:
+    """A monotonic clock the test advances (the drain's rule is about time, not threads)."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, dt: float) -> None:
+        self.t += dt
+
+
+def test_a_stop_takes_what_arrived_before_it_and_waits_for_every_stream() -> None:
+    clock = FakeClock()
+    drain = StopDrain(["/ee_cmd_vel", "/camera/image_raw", "/joy"], idle_s=0.1, max_s=1.0, clock=clock)
+    assert drain.admits("/ee_cmd_vel", 5) and drain.admits("/camera/image_raw", 5)  # recording: all in
+    drain.begin(stop_ns=10)
+    assert drain.active and not drain.done()  # both streams took a message just now: maybe more queued
+    assert drain.admits("/ee_cmd_vel", 9)  # queued before the stop, taken after: still the demo's
+    assert not drain.admits("/ee_cmd_vel", 11)  # arrived after the stop: left out, and the stream caught up
+    assert not drain.done()  # the camera may still have a backlog
+    clock.t += 0.05
+    assert drain.admits("/camera/image_raw", 10) and not drain.done()
+    clock.t += 0.11  # the camera took nothing more for idle_s: drained ("/joy" never published: idle)
+    assert drain.done() and drain.wait(sleep=clock.sleep)
+    drain.end()
+    assert not drain.active and drain.admits("/ee_cmd_vel", 12)  # the next demo takes everything again
+
+
+def test_a_stop_waits_at_most_max_s_when_a_stream_keeps_its_backlog() -> None:
+    clock = FakeClock()
+    drain = StopDrain(["/ee_cmd_vel"], idle_s=0.1, max_s=1.0, clock=clock)
+    drain.begin(stop_ns=10)
+
+    def sleep(dt: float) -> None:  # a stream that takes a pre-stop message every poll, forever
+        clock.sleep(dt)
+        drain.admits("/ee_cmd_vel", 9)
+
+    start = clock.t
+    assert drain.admits("/ee_cmd_vel", 9) and not drain.wait(sleep=sleep)
+    assert 1.0 <= clock.t - start < 1.1
 
 
 def test_sync_offset_is_the_distance_to_the_nearest_pose() -> None:
