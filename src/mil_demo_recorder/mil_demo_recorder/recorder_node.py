@@ -21,9 +21,9 @@ untouched) under the layout topic of :mod:`mil_sim.demo_bag`. Data subscriptions
 callback group and only enqueue; the buttons and services run in the default group, so a start/stop
 is never stuck behind camera frames. A stop first lets the data callbacks take what arrived before it
 (:mod:`mil_demo_recorder.stop_drain`, at most a second), so a lagging executor does not cut a demo's
-end. Stopping logs the demo's statistics (rates, drops, out-of-order
-stamps, image-pose sync) and warns about missing or slow streams; Ctrl-C mid-demo finalises the bag as
-``interrupted``; a SIGKILL leaves a bag flagged incomplete that the next start recovers.
+end. Stopping logs the demo's statistics (rates, drops, out-of-order stamps, image-pose sync) and warns
+about missing or slow streams; Ctrl-C mid-demo finalises the bag as ``interrupted``; a SIGKILL leaves a
+bag flagged incomplete that the next start recovers.
 
 ``~/status`` names, per input topic, how many publishers the recorder's subscription is matched with
 (republished whenever that changes, idle or not), so an operator -- or a test -- sees every stream
