@@ -237,8 +237,10 @@ class RecorderNode(Node):
         elif spec.key == "joy":
             self._on_joy(deserialize_message(data, Joy))
         rec = self._recording
+        if rec is None:
+            return
         receipt_ns = self._receipt_ns(info)
-        if rec is not None and self._drain.admits(spec.layout_topic, receipt_ns):
+        if self._drain.admits(spec.layout_topic, receipt_ns):
             rec.put(
                 spec.layout_topic,
                 receipt_ns,

@@ -55,10 +55,10 @@ from mil_sim.pushing_objects import Part, PushCatalogue, PushObjectSpec, push_ca
 ROLES = ("target", "distractor")
 TABLE_Z = 0.60  # table top height (m)
 TABLE_CENTRE = (0.54, -0.21)
+TABLE_HALF = (0.24, 0.40)
 # An object counts as moved (PushingEnv.moved_role) when it ended this far from its start in the table
 # plane: well above the millimetres an object settles or is grazed, well below a push (objects are 5-10 cm).
 MOVED_M = 0.02
-TABLE_HALF = (0.24, 0.40)
 # The pusher: a stick along the tool axis below the gripper, ending in a tool whose centre (the tip site)
 # is the end effector: by default a small flat paddle, which pushes objects stably (they settle flush
 # against its face) but has a yaw to control; or a round puck (PushingConfig.pusher = "round"), a point
@@ -446,7 +446,6 @@ class PushingEnv(Env):
         self._pusher_geom = m.geom("pusher").id
         self._camera = LazyRenderer(self.model, self.config.image_width, self.config.image_height, "scene_camera")
         self.layout: Layout | None = None
-        self._start_xy: dict[str, np.ndarray] = {}  # where reset() put each object (moved_role)
         self.on_goal_steps = 0
         self._t = 0.0
         self.episode_id = 0  # bumped by reset(), so experts re-plan for a new episode
@@ -465,7 +464,6 @@ class PushingEnv(Env):
         self._t = 0.0
         self.episode_id += 1
         mujoco.mj_forward(self.model, self.data)
-        self._start_xy = {r: self.object_position(r)[:2] for r in ROLES}
         return self._observe()
 
     def set_object_pose(self, role: str, xy: np.ndarray, yaw: float = 0.0) -> None:
@@ -556,9 +554,11 @@ class PushingEnv(Env):
 
     def moved_role(self) -> str:
         """The object that ended furthest from its start, if at least MOVED_M: the one the policy pushed."""
-        if not self._start_xy:
+        if self.layout is None:
             raise RuntimeError("moved_role() needs a reset() first: there is no start to compare with")
-        moved = {r: float(np.linalg.norm(self.object_position(r)[:2] - self._start_xy[r])) for r in ROLES}
+        # reset() puts each object's centre of mass at its layout position, which object_position reads.
+        start = {"target": self.layout.target, "distractor": self.layout.distractor}
+        moved = {r: float(np.linalg.norm(self.object_position(r)[:2] - start[r])) for r in ROLES}
         role = max(moved, key=moved.__getitem__)
         return role if moved[role] >= MOVED_M else "none"
 
