@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mil_sim.core import MOVED_NONE
+
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
@@ -53,7 +55,7 @@ class TrialResult:
     video: str | None = None  # path relative to the output directory
     chosen: str | None = None  # the object the trial ended at (Env.chosen_role): "target" or a distractor
     target_distance: float | None = None  # m from the target at the end (Env.target_distance)
-    moved: str | None = None  # the object the trial moved furthest, or "none" (Env.moved_role)
+    moved: str | None = None  # the object the trial moved furthest, or MOVED_NONE (Env.moved_role)
 
 
 @dataclass
@@ -101,7 +103,7 @@ def summarize(trials: Sequence[TrialResult]) -> list[ConditionSummary]:
         moved = [t.moved for t in group]
         known = bool(n) and None not in moved
         moved_target = sum(m == "target" for m in moved) if known else None
-        moved_other = sum(m not in ("target", "none") for m in moved) if known else None
+        moved_other = sum(m not in ("target", MOVED_NONE) for m in moved) if known else None
         rows.append(
             ConditionSummary(
                 label,

@@ -79,6 +79,7 @@ class Observation:
 
 DRIVEN_BY = "driven_by"  # Episode.metadata key: who chose the applied actions
 DRIVEN_BY_POLICY = "policy"  # ... a learned policy (DAgger data); absent or anything else: a demonstrator
+MOVED_NONE = "none"  # Env.moved_role when the trial moved no object (evaluations write it to trials.csv)
 
 
 @dataclass
@@ -158,7 +159,7 @@ class Env(ABC):
 
     def moved_role(self) -> str | None:
         """The object the policy moved furthest from where the trial put it: ``"target"``, a distractor's
-        role, or ``"none"`` when none moved (None: the family's objects are not for moving).
+        role, or ``MOVED_NONE`` when none moved (None: the family's objects are not for moving).
 
         Why: where an episode ended (``chosen_role``) also depends on where the objects started: in pushing,
         a policy that moves nothing still "ends" at whichever object lay nearer the goal. The object it

@@ -10,7 +10,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from mil_sim.core import Task, TaskError
+from mil_sim.core import MOVED_NONE, Task, TaskError
 from mil_sim.demo_bag import read_episode, write_episode
 from mil_sim.families import get_family
 from mil_sim.families.pushing import (
@@ -40,30 +40,36 @@ def family() -> PushingFamily:
     return PushingFamily()
 
 
-def _success_rate(family: PushingFamily, policy_for, n: int, seed0: int) -> tuple[float, list[str]]:
-    """Success over ``n`` test-split trials (task i, trial seed seed0 + i), without rendering, and the
-    object each trial moved most."""
+def _trials(family: PushingFamily, policy_for, n: int, seed0: int) -> tuple[list[bool], list[str]]:
+    """``n`` test-split trials (task i, trial seed seed0 + i) without rendering: each one's success and the
+    object it moved most."""
     tasks = family.tasks("test")
-    wins = 0
-    moved = []
+    wins, moved = [], []
     for i in range(n):
         env = family.make_env(tasks[i % len(tasks)], seed0 + i, render=False)
-        wins += run_episode(family, env, policy_for(env, i), record_images=False).success
+        wins.append(run_episode(family, env, policy_for(env, i), record_images=False).success)
         moved.append(env.moved_role())
-    return wins / n, moved
+    return wins, moved
+
+
+def _success_rate(family: PushingFamily, policy_for, n: int, seed0: int) -> float:
+    """Success over ``n`` test-split trials, as ``_trials`` runs them."""
+    wins, _ = _trials(family, policy_for, n, seed0)
+    return sum(wins) / n
 
 
 def test_expert_succeeds_on_held_out_trials_and_random_policy_rarely(family: PushingFamily) -> None:
     def expert_policy(env: PushingEnv, i: int):
         return family.make_expert(env, seed=i, noise=1.0)
 
-    expert, expert_moved = _success_rate(family, expert_policy, N_TRIALS, 10_000)
+    expert_wins, expert_moved = _trials(family, expert_policy, N_TRIALS, 10_000)
 
     def random_policy(env: PushingEnv, i: int):
         rng = np.random.default_rng(i)
         return lambda obs: family.random_action(rng)
 
-    random, random_moved = _success_rate(family, random_policy, N_TRIALS, 20_000)
+    random_wins, random_moved = _trials(family, random_policy, N_TRIALS, 20_000)
+    expert, random = sum(expert_wins) / N_TRIALS, sum(random_wins) / N_TRIALS
     print(f"pushing success over {N_TRIALS} held-out trials: expert {expert:.3f}, random {random:.3f}")
     print(f"moved most: expert {Counter(expert_moved)}, random {Counter(random_moved)}")
     assert expert >= 0.95
@@ -80,13 +86,13 @@ def test_end_effector_twist_actions_drive_the_same_expert_to_success() -> None:
     def expert_policy(env: PushingEnv, i: int):
         return twist.make_expert(env, seed=i, noise=1.0)
 
-    assert _success_rate(twist, expert_policy, 12, 10_000)[0] >= 11 / 12
+    assert _success_rate(twist, expert_policy, 12, 10_000) >= 11 / 12
 
     def random_policy(env: PushingEnv, i: int):
         rng = np.random.default_rng(i)
         return lambda obs: twist.random_action(rng)
 
-    assert _success_rate(twist, random_policy, 12, 20_000)[0] <= 1 / 12
+    assert _success_rate(twist, random_policy, 12, 20_000) <= 1 / 12
     # Commands are clipped to the twist limits; a zero twist holds the arm where it is (no sagging).
     lin, ang = twist.config.twist_limits
     np.testing.assert_array_equal(twist.clip_action(np.array([9.0, -9, 0, 9, 0, -9])), [lin, -lin, 0, ang, 0, -ang])
@@ -116,7 +122,7 @@ def test_round_pusher_needs_no_yaw_and_the_expert_still_pushes() -> None:
     def expert_policy(env: PushingEnv, i: int):
         return family.make_expert(env, seed=i, noise=1.0)
 
-    assert _success_rate(family, expert_policy, 12, 10_000)[0] >= 11 / 12
+    assert _success_rate(family, expert_policy, 12, 10_000) >= 11 / 12
     env = family.make_env(family.tasks("test")[0], 0, render=False)
     env.reset()
     assert env.model.geom_type[env.model.geom("pusher").id] == mujoco.mjtGeom.mjGEOM_CYLINDER
@@ -157,7 +163,7 @@ def test_hold_tool_upright_ignores_the_commanded_turn_and_the_expert_still_pushe
     def expert_policy(env: PushingEnv, i: int):
         return family.make_expert(env, seed=i, noise=1.0)
 
-    assert _success_rate(family, expert_policy, 12, 10_000)[0] >= 11 / 12
+    assert _success_rate(family, expert_policy, 12, 10_000) >= 11 / 12
     with pytest.raises(TaskError, match="hold_tool_upright needs"):
         PushingConfig(action_space="ee_twist", hold_tool_upright=True)
     with pytest.raises(TaskError, match="hold_tool_upright needs"):
@@ -191,7 +197,7 @@ def test_stateless_expert_pushes_and_labels_a_scene_the_same_whatever_came_befor
     the phase it reached the scene in, so a new phased expert asked mid-episode disagrees with the one
     that drove there, and a new stateless one agrees at every step."""
     family = PushingFamily(PushingConfig(expert="stateless", **extra))
-    assert _success_rate(family, lambda env, i: family.make_expert(env, seed=i, noise=1.0), 12, 10_000)[0] >= 11 / 12
+    assert _success_rate(family, lambda env, i: family.make_expert(env, seed=i, noise=1.0), 12, 10_000) >= 11 / 12
     driven, fresh = _labels_of_fresh_experts(family, 60)
     np.testing.assert_allclose(fresh, driven, atol=1e-6)
     driven, fresh = _labels_of_fresh_experts(PushingFamily(PushingConfig(**extra)), 60)
@@ -276,14 +282,14 @@ def test_success_needs_ten_steps_on_the_goal_counted_over_the_episode(family: Pu
     assert radius == 0.06 and family.config.success_steps == 10
     assert not env.success() and env.on_goal_steps == 0
 
-    assert env.moved_role() == "none"
+    assert env.moved_role() == MOVED_NONE
     env.set_object_pose("distractor", goal)  # the wrong object on the goal never counts
     for _ in range(12):
         env.step(ZERO)
     assert env.on_goal_steps == 0 and not env.success() and env.chosen_role() == "distractor"
     assert env.moved_role() == "distractor"
     env.reset()
-    assert env.moved_role() == "none"  # measured from where this episode put the objects
+    assert env.moved_role() == MOVED_NONE  # measured from where this episode put the objects
 
     env.set_object_pose("target", goal + np.array([0.03, 0.0]))
     for _ in range(9):

@@ -35,6 +35,7 @@ import mujoco
 import numpy as np
 
 from mil_sim.core import (
+    MOVED_NONE,
     SPLITS,
     Env,
     Expert,
@@ -560,7 +561,7 @@ class PushingEnv(Env):
         start = {"target": self.layout.target, "distractor": self.layout.distractor}
         moved = {r: float(np.linalg.norm(self.object_position(r)[:2] - start[r])) for r in ROLES}
         role = max(moved, key=moved.__getitem__)
-        return role if moved[role] >= MOVED_M else "none"
+        return role if moved[role] >= MOVED_M else MOVED_NONE
 
     # -- observation ----------------------------------------------------------------------------
     def _observe(self) -> Observation:
