@@ -335,7 +335,7 @@ class RolloutOutcome:
     error: str | None  # why the trial was cut short, if it was
     chosen: str | None  # the object it ended at (Env.chosen_role)
     target_distance: float | None  # how far from the target it ended, m (Env.target_distance)
-    moved: str | None  # the object it moved furthest, or "none" (Env.moved_role)
+    moved: str | None  # the object it moved furthest, or MOVED_NONE (Env.moved_role)
 
 
 def rollout(
