@@ -7,11 +7,13 @@ Each ``--point METHOD DEMOS EVAL`` is one trained policy: the method's name in t
 demonstrations it was meta-trained on, and the directory (or ``results.json``) its ``evaluate`` run wrote.
 The point is that run's first non-random condition (its success rate and 95% Wilson interval, drawn as an
 error bar); with ``--random`` the random policy's rate of that evaluation is drawn as a horizontal line,
-as the paper quotes a random baseline. Where every evaluation counted the trials that ended at the
-target object, a second panel shows that rate: it separates choosing the demonstrated object from
-reaching it precisely. The points are also written as CSV next to the plot, so the figure's numbers can
-be read without the image. Runs evaluated with different settings (tasks, trials,
-seed, split) are refused: their points would not be comparable.
+as the paper quotes a random baseline. A second panel separates choosing the demonstrated object from
+reaching it precisely: where every evaluation recorded which object each trial moved most (pushing), the
+rate of trials that moved the target; otherwise, where every one counted them, the trials that ended at
+the target object. In pushing the ended-at rate is the wrong measure: a trial that moves nothing "ends"
+at whichever object the layout put nearer the goal (chance). The points are also written as CSV next to
+the plot, so the figure's numbers can be read without the image. Runs evaluated with different settings
+(tasks, trials, seed, split) are refused: their points would not be comparable.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Point:
     ci_high: float
     source: str
     chose_target: int | None = None  # trials that ended at the target object (None: not recorded)
+    moved_target: int | None = None  # trials that moved the target object most (None: not recorded)
 
 
 def read_results(path: Path) -> dict[str, Any]:
@@ -78,6 +81,7 @@ def point_of(method: str, demos: int, doc: dict[str, Any], source: str) -> Point
         row["ci_high"],
         source,
         row.get("chose_target"),
+        row.get("moved_target"),
     )
 
 
@@ -121,23 +125,33 @@ def _panel(
     ax.legend()
 
 
+def choice_measure(points: Sequence[Point]) -> tuple[str, str] | None:
+    """(Point field, axis label) of the second panel, or None: the moved object where every point recorded
+    it (the choice in pushing), else the object ended at where every point counted it."""
+    if points and all(p.moved_target is not None for p in points):
+        return "moved_target", "trials that moved the target most (%)"
+    if points and all(p.chose_target is not None for p in points):
+        return "chose_target", "trials that ended at the target (%)"
+    return None
+
+
 def plot(points: Sequence[Point], random: dict[str, Any] | None, out: Path, title: str) -> None:
-    """Success against dataset size; beside it the ended-at-target rate where every point has one."""
+    """Success against dataset size; beside it how often the target was chosen, where every point says."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    chosen = all(p.chose_target is not None for p in points)
-    fig, axes = plt.subplots(1, 2 if chosen else 1, figsize=(11.0 if chosen else 5.5, 4.0), squeeze=False)
+    measure = choice_measure(points)
+    fig, axes = plt.subplots(1, 2 if measure else 1, figsize=(11.0 if measure else 5.5, 4.0), squeeze=False)
     random_rate = None if random is None else random["rate"]
     _panel(axes[0, 0], points, lambda p: (p.successes, p.trials), random_rate, "one-shot success (%)")
-    if chosen:
+    if measure:
+        field, label = measure
         random_chosen = None
-        if random is not None and random.get("chose_target") is not None:
-            random_chosen = random["chose_target"] / random["trials"]
-        label = "trials that ended at the target (%)"
-        _panel(axes[0, 1], points, lambda p: (p.chose_target, p.trials), random_chosen, label)
+        if random is not None and random.get(field) is not None:
+            random_chosen = random[field] / random["trials"]
+        _panel(axes[0, 1], points, lambda p: (getattr(p, field), p.trials), random_chosen, label)
     fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(points, args.out.with_suffix(".csv"))
     for p in points:
         chose = "" if p.chose_target is None else f", ended at target {p.chose_target}/{p.trials}"
+        if p.moved_target is not None:
+            chose += f", moved target {p.moved_target}/{p.trials}"
         print(
             f"{p.method:12s} {p.demos:6d} demos  {p.successes}/{p.trials} = {100 * p.rate:.1f}% "
             f"[{100 * p.ci_low:.1f}%, {100 * p.ci_high:.1f}%]{chose}"

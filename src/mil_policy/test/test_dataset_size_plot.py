@@ -8,23 +8,36 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from mil_policy.dataset_size_plot import main
+from mil_policy.dataset_size_plot import Point, choice_measure, main
 from mil_policy.eval_report import TrialResult, summarize, write_results
+from mil_sim.core import MOVED_NONE
 
 
 def _evaluation(
-    out: Path, label: str, method: str, successes: int, trials: int, seed: int = 1, chose: int | None = None
+    out: Path,
+    label: str,
+    method: str,
+    successes: int,
+    trials: int,
+    seed: int = 1,
+    chose: int | None = None,
+    moved: int | None = None,
 ) -> Path:
     """An evaluate-style output directory: ``successes`` of ``trials`` for ``label`` plus a random policy;
-    with ``chose``, that many of the policy's trials (and one of random's) ended at the target."""
+    with ``chose``, that many of the policy's trials (and one of random's) ended at the target; with
+    ``moved``, that many moved the target most (random's: two) and the rest moved nothing."""
     rows = []
     for i in range(trials):
         for name, kind, ok in ((label, method, i < successes), ("random", "random", i == 0)):
             shots = 0 if kind == "random" else 1
             n_target = None if chose is None else 1 if kind == "random" else chose
             ended = None if n_target is None else ("target" if i < n_target else "distractor_0")
+            n_moved = None if moved is None else 2 if kind == "random" else moved
+            pushed = None if n_moved is None else ("target" if i < n_moved else MOVED_NONE)
             rows.append(
-                TrialResult(name, kind, shots, "full", f"reaching/test/{i}", i, 0, i, [i + 1], ok, chosen=ended)
+                TrialResult(
+                    name, kind, shots, "full", f"pushing/test/{i}", i, 0, i, [i + 1], ok, chosen=ended, moved=pushed
+                )
             )
     settings = {"tasks": trials, "trials": 1, "split": "test", "seed": seed, "shots": [1]}
     write_results(out, summarize(rows), rows, {"settings": settings})
@@ -64,6 +77,31 @@ def test_ended_at_target_gets_its_own_panel(tmp_path: Path, capsys: pytest.Captu
     # Two panels side by side: about twice as wide as the single-panel figure, same height.
     (h2, w2), (h1, w1) = (matplotlib.image.imread(p).shape[:2] for p in (with_chosen, without))
     assert h2 == h1 and w2 > 1.8 * w1
+
+
+def test_moved_object_is_the_choice_panel_where_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pushing records the object each trial moved; that, not where it ended, is the choice."""
+    a = _evaluation(tmp_path / "a", "mil (a)", "mil", 3, 10, chose=5, moved=8)
+    b = _evaluation(tmp_path / "b", "mil (b)", "mil", 4, 10, chose=5)
+    out = tmp_path / "fig.png"
+    assert main(["--point", "MIL", "500", str(a), "--random", str(a), "--out", str(out)]) == 0
+    assert "ended at target 5/10, moved target 8/10" in capsys.readouterr().out
+    with out.with_suffix(".csv").open(encoding="utf-8") as f:
+        assert next(csv.DictReader(f))["moved_target"] == "8"
+    assert matplotlib.image.imread(out).shape[1] > 1000  # two panels
+    # One point without the moved object: back to the ended-at panel for all, never a mixed one.
+    assert main(["--point", "MIL", "500", str(a), "--point", "MIL", "1000", str(b), "--out", str(out)]) == 0
+    assert "moved target" in capsys.readouterr().out
+
+
+def test_choice_measure_prefers_the_moved_object() -> None:
+    def point(chose: int | None, moved: int | None) -> Point:
+        return Point("MIL", 1, 1, 10, 0.1, 0.0, 0.4, "x", chose, moved)
+
+    assert choice_measure([point(5, 8), point(4, 7)]) == ("moved_target", "trials that moved the target most (%)")
+    assert choice_measure([point(5, 8), point(4, None)])[0] == "chose_target"  # type: ignore[index]
+    assert choice_measure([point(None, 8), point(4, None)]) is None
+    assert choice_measure([]) is None
 
 
 def test_refuses_incomparable_or_missing_evaluations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
