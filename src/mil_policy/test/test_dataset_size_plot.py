@@ -89,9 +89,12 @@ def test_moved_object_is_the_choice_panel_where_recorded(tmp_path: Path, capsys:
     with out.with_suffix(".csv").open(encoding="utf-8") as f:
         assert next(csv.DictReader(f))["moved_target"] == "8"
     assert matplotlib.image.imread(out).shape[1] > 1000  # two panels
-    # One point without the moved object: back to the ended-at panel for all, never a mixed one.
+    # One point without the moved object: its CSV cell is empty and the panel falls back to where the
+    # trials ended, which every point counted (choice_measure, tested below), so still two panels.
     assert main(["--point", "MIL", "500", str(a), "--point", "MIL", "1000", str(b), "--out", str(out)]) == 0
-    assert "moved target" in capsys.readouterr().out
+    with out.with_suffix(".csv").open(encoding="utf-8") as f:
+        assert [(r["chose_target"], r["moved_target"]) for r in csv.DictReader(f)] == [("5", "8"), ("5", "")]
+    assert matplotlib.image.imread(out).shape[1] > 1000
 
 
 def test_choice_measure_prefers_the_moved_object() -> None:
