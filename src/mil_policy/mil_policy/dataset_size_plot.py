@@ -12,8 +12,9 @@ reaching it precisely: where every evaluation recorded which object each trial m
 rate of trials that moved the target; otherwise, where every one counted them, the trials that ended at
 the target object. In pushing the ended-at rate is the wrong measure: a trial that moves nothing "ends"
 at whichever object the layout put nearer the goal (chance). The points are also written as CSV next to
-the plot, so the figure's numbers can be read without the image. Runs evaluated with different settings
-(tasks, trials, seed, split) are refused: their points would not be comparable.
+the plot, so the figure's numbers can be read without the image. Runs evaluated differently (another
+family, tasks, trials, seed, split, shots, expert noise, or the swapped-demo control) are refused: their
+points would not be comparable.
 """
 
 from __future__ import annotations
@@ -29,7 +30,17 @@ from typing import Any
 from mil_policy import eval_report
 from mil_policy.eval_report import wilson_interval
 
-COMPARED_SETTINGS = ("tasks", "trials", "split", "seed", "shots")
+# The evaluate settings that change what a success rate measures, each with the value an older
+# results.json that lacks the key was evaluated with (None: every results.json has it).
+COMPARED_SETTINGS: dict[str, Any] = {
+    "tasks": None,
+    "trials": None,
+    "split": None,
+    "seed": None,
+    "shots": None,
+    "expert_noise": 1.0,
+    "swap_demo_roles": False,  # the control in which each demo shows the other object as the target
+}
 
 
 class PlotError(ValueError):
@@ -85,16 +96,24 @@ def point_of(method: str, demos: int, doc: dict[str, Any], source: str) -> Point
     )
 
 
+def protocol(doc: dict[str, Any]) -> dict[str, Any]:
+    """What must match for two evaluations' rates to share an axis: the task families of its variants
+    and the COMPARED_SETTINGS (a missing setting read as its value before evaluate recorded it)."""
+    settings = doc.get("settings", {})
+    picked = {k: settings.get(k, default) for k, default in COMPARED_SETTINGS.items()}
+    picked["family"] = sorted({v.get("family") for v in doc.get("variants", [])})
+    return picked
+
+
 def check_comparable(docs: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Refuse evaluations (source, results doc) whose protocol differs in any of COMPARED_SETTINGS."""
+    """Refuse evaluations (source, results doc) whose protocols differ."""
     first: tuple[str, dict[str, Any]] | None = None
     for path, doc in docs:
-        settings = doc.get("settings", {})
-        picked = {k: settings.get(k) for k in COMPARED_SETTINGS}
+        picked = protocol(doc)
         if first is None:
             first = (path, picked)
         elif picked != first[1]:
-            diff = {k: (first[1][k], picked[k]) for k in COMPARED_SETTINGS if first[1][k] != picked[k]}
+            diff = {k: (first[1][k], v) for k, v in picked.items() if first[1][k] != v}
             raise PlotError(f"{path} was evaluated differently from {first[0]}: {diff}")
 
 

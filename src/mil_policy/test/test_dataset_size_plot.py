@@ -22,6 +22,8 @@ def _evaluation(
     seed: int = 1,
     chose: int | None = None,
     moved: int | None = None,
+    extra_settings: dict[str, object] | None = None,
+    family: str = "pushing",
 ) -> Path:
     """An evaluate-style output directory: ``successes`` of ``trials`` for ``label`` plus a random policy;
     with ``chose``, that many of the policy's trials (and one of random's) ended at the target; with
@@ -39,8 +41,12 @@ def _evaluation(
                     name, kind, shots, "full", f"pushing/test/{i}", i, 0, i, [i + 1], ok, chosen=ended, moved=pushed
                 )
             )
-    settings = {"tasks": trials, "trials": 1, "split": "test", "seed": seed, "shots": [1]}
-    write_results(out, summarize(rows), rows, {"settings": settings})
+    settings = {"tasks": trials, "trials": 1, "split": "test", "seed": seed, "shots": [1], **(extra_settings or {})}
+    variants = [
+        {"label": label, "method": method, "family": family},
+        {"label": "random", "method": "random", "family": family},
+    ]
+    write_results(out, summarize(rows), rows, {"settings": settings, "variants": variants})
     return out
 
 
@@ -120,3 +126,23 @@ def test_refuses_incomparable_or_missing_evaluations(tmp_path: Path, capsys: pyt
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     assert main(["--point", "MIL", "1", str(tmp_path / "bad.json"), "--out", str(out)]) == 2
     assert "not readable as JSON" in capsys.readouterr().err
+
+
+def test_refuses_a_swapped_demo_control_or_another_family(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The swapped-demo control measures reading the demo the other way round and another family another
+    task: neither is a point on the same curve. A results.json from before evaluate recorded the swap
+    counts as unswapped, so older evaluations still plot with new ones."""
+    old = _evaluation(tmp_path / "old", "mil (a)", "mil", 3, 10)
+    unswapped = _evaluation(tmp_path / "new", "mil (b)", "mil", 5, 10, extra_settings={"swap_demo_roles": False})
+    swapped = _evaluation(tmp_path / "swap", "mil (c)", "mil", 1, 10, extra_settings={"swap_demo_roles": True})
+    reaching = _evaluation(tmp_path / "reach", "mil (d)", "mil", 4, 10, family="reaching")
+    out = tmp_path / "fig4.png"
+    assert main(["--point", "MIL", "1", str(old), "--point", "MIL", "2", str(unswapped), "--out", str(out)]) == 0
+    assert out.exists()
+    capsys.readouterr()
+    out.unlink()
+    assert main(["--point", "MIL", "1", str(old), "--point", "MIL", "2", str(swapped), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "evaluated differently" in err and "'swap_demo_roles': (False, True)" in err and not out.exists()
+    assert main(["--point", "MIL", "1", str(old), "--random", str(reaching), "--out", str(out)]) == 2
+    assert "'family': (['pushing'], ['reaching'])" in capsys.readouterr().err and not out.exists()
