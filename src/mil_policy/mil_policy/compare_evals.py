@@ -7,6 +7,10 @@ so two checkpoints can be compared scene by scene. Overlapping Wilson intervals 
 points each) hide differences that the pairing shows, because most scenes are easy or hard for both
 checkpoints alike; what carries the evidence is the scenes where exactly one succeeds. McNemar's exact
 test asks whether those discordant scenes split evenly, as they would if the two did equally well.
+
+Success mixes choosing the demonstrated object with reaching it precisely, so where both evaluations
+recorded them the same test is run on the choice too: the trials that ended at the target (placing,
+reaching) and those that moved the target most (pushing).
 """
 
 from __future__ import annotations
@@ -14,13 +18,25 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mil_policy.eval_report import ResultsError, TrialResult, read_results
 
 SceneKey = tuple[str, int, tuple[int, ...]]  # task, trial seed, demo seeds: what both runs must share
+Outcome = Callable[[TrialResult], bool]
+
+
+def succeeded(t: TrialResult) -> bool:
+    return bool(t.success)
+
+
+# The choice outcomes besides success: (what the line says, which field must be recorded, the outcome).
+CHOICE_OUTCOMES: tuple[tuple[str, str, Outcome], ...] = (
+    ("ended at the target", "chosen", lambda t: t.chosen == "target"),
+    ("moved the target most", "moved", lambda t: t.moved == "target"),
+)
 
 
 class CompareError(ValueError):
@@ -86,11 +102,12 @@ def select(trials: Sequence[TrialResult], pick: str | None, source: str) -> list
     return [t for t in trials if condition_name(t) == chosen[0]]
 
 
-def pair(a: Sequence[TrialResult], b: Sequence[TrialResult]) -> Paired:
-    """Match the two conditions scene by scene; refuse when no scene is shared."""
+def pair(a: Sequence[TrialResult], b: Sequence[TrialResult], outcome: Outcome = succeeded) -> Paired:
+    """Match the two conditions scene by scene and count ``outcome`` (success unless told otherwise);
+    refuse when no scene is shared."""
 
     def by_scene(trials: Sequence[TrialResult]) -> dict[SceneKey, bool]:
-        return {(t.task_id, t.trial_seed, tuple(t.demo_seeds)): bool(t.success) for t in trials}
+        return {(t.task_id, t.trial_seed, tuple(t.demo_seeds)): outcome(t) for t in trials}
 
     sa, sb = by_scene(a), by_scene(b)
     common = sa.keys() & sb.keys()
@@ -106,7 +123,15 @@ def pair(a: Sequence[TrialResult], b: Sequence[TrialResult]) -> Paired:
     return Paired(condition_name(a[0]), condition_name(b[0]), len(common), **counts)
 
 
-def report(p: Paired, unpaired: dict[str, int]) -> str:
+def choice_line(what: str, p: Paired) -> str:
+    """One choice outcome, paired: each condition's count, the discordant split and its p-value."""
+    return (
+        f"{what}: A {p.a_successes}, B {p.b_successes} of {p.scenes}; A only {p.a_only}, B only {p.b_only}, "
+        f"McNemar exact two-sided p = {p.p_value:.3g}"
+    )
+
+
+def report(p: Paired, unpaired: dict[str, int], choices: Sequence[str] = ()) -> str:
     lines = [
         f"A: {p.a}: {p.a_successes}/{p.scenes} = {100 * p.a_successes / p.scenes:.1f}%",
         f"B: {p.b}: {p.b_successes}/{p.scenes} = {100 * p.b_successes / p.scenes:.1f}%",
@@ -114,6 +139,7 @@ def report(p: Paired, unpaired: dict[str, int]) -> str:
         f"neither {p.neither}",
         f"difference B - A: {100 * (p.b_successes - p.a_successes) / p.scenes:+.1f} points; "
         f"McNemar exact two-sided p = {p.p_value:.3g}",
+        *choices,
     ]
     lines += [
         f"note: {n} trial(s) of {which} have no counterpart and are left out" for which, n in unpaired.items() if n
@@ -125,7 +151,12 @@ def compare(a_path: str | Path, b_path: str | Path, a_pick: str | None = None, b
     a = select(load_trials(a_path), a_pick, str(a_path))
     b = select(load_trials(b_path), b_pick, str(b_path))
     p = pair(a, b)
-    return report(p, {"A": len(a) - p.scenes, "B": len(b) - p.scenes})
+    choices = [
+        choice_line(what, pair(a, b, outcome))
+        for what, field, outcome in CHOICE_OUTCOMES
+        if all(getattr(t, field) is not None for t in (*a, *b))
+    ]
+    return report(p, {"A": len(a) - p.scenes, "B": len(b) - p.scenes}, choices)
 
 
 def build_parser() -> argparse.ArgumentParser:

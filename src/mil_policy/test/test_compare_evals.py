@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,8 +12,30 @@ from mil_policy.compare_evals import main, mcnemar_exact
 from mil_policy.eval_report import TrialResult, summarize, write_results
 
 
-def trial(label: str, task: int, seed: int, success: bool, shots: int = 1, inputs: str = "full") -> TrialResult:
-    return TrialResult(label, "mil", shots, inputs, f"placing/test/{task}", task, 0, seed, [seed + 1], success)
+def trial(
+    label: str,
+    task: int,
+    seed: int,
+    success: bool,
+    shots: int = 1,
+    inputs: str = "full",
+    chosen: str | None = None,
+    moved: str | None = None,
+) -> TrialResult:
+    return TrialResult(
+        label,
+        "mil",
+        shots,
+        inputs,
+        f"placing/test/{task}",
+        task,
+        0,
+        seed,
+        [seed + 1],
+        success,
+        chosen=chosen,
+        moved=moved,
+    )
 
 
 def write(out: Path, trials: list[TrialResult]) -> Path:
@@ -43,6 +66,28 @@ def test_pairs_by_scene_and_reports_the_discordant_split(tmp_path: Path, capsys:
     assert "both succeed 2, A only 1, B only 9, neither 0" in out
     assert f"p = {mcnemar_exact(1, 9):.3g}" in out
     assert "note: 1 trial(s) of A have no counterpart" in out
+    assert "ended at the target" not in out and "moved the target" not in out  # not recorded: not reported
+
+
+def test_pairs_the_choice_where_both_recorded_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Success alike, choice not: the choice line carries its own discordant split and p-value."""
+    a = [trial("mil (a)", t, t, t < 2, chosen="target" if t < 10 else "distractor_0") for t in range(12)]
+    b = [trial("mil (b)", t, t, t < 2, chosen="target" if t < 2 else "distractor_1") for t in range(12)]
+    write(tmp_path / "a", a)
+    write(tmp_path / "b", b)
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "both succeed 2, A only 0, B only 0" in out and "p = 1\n" in out
+    p = mcnemar_exact(8, 0)
+    assert f"ended at the target: A 10, B 2 of 12; A only 8, B only 0, McNemar exact two-sided p = {p:.3g}" in out
+    assert "moved the target" not in out
+
+    pushed = [trial("mil (c)", t, t, False, moved="target" if t < 3 else "none") for t in range(12)]
+    write(tmp_path / "c", pushed)
+    write(tmp_path / "d", [dataclasses.replace(x, label="mil (d)", moved="target") for x in pushed])
+    assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "moved the target most: A 3, B 12 of 12; A only 0, B only 9" in out and "ended at the target" not in out
 
 
 def test_picks_one_condition_of_several_and_refuses_what_cannot_pair(
