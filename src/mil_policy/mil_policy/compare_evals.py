@@ -9,8 +9,9 @@ checkpoints alike; what carries the evidence is the scenes where exactly one suc
 test asks whether those discordant scenes split evenly, as they would if the two did equally well.
 
 Success mixes choosing the demonstrated object with reaching it precisely, so where both evaluations
-recorded them the same test is run on the choice too: the trials that ended at the target (placing,
-reaching) and those that moved the target most (pushing).
+recorded it the same test is run on the choice too: the trials that moved the target most (pushing),
+else those that ended at the target (placing, reaching; in pushing, where a trial that moves nothing
+ends at whichever object the layout put nearer, that is not a choice).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def succeeded(t: TrialResult) -> bool:
     return bool(t.success)
 
 
-# The choice outcomes besides success: (what the line says, which field must be recorded, the outcome).
+# The choice, in order of preference (the first recorded by every trial of both conditions is tested):
+# (what the line says, the field that must be recorded, the outcome). The same order as the choice panel of
+# ``dataset_size_plot``.
 CHOICE_OUTCOMES: tuple[tuple[str, str, Outcome], ...] = (
-    ("ended at the target", "chosen", lambda t: t.chosen == "target"),
     ("moved the target most", "moved", lambda t: t.moved == "target"),
+    ("ended at the target", "chosen", lambda t: t.chosen == "target"),
 )
 
 
@@ -131,7 +134,7 @@ def choice_line(what: str, p: Paired) -> str:
     )
 
 
-def report(p: Paired, unpaired: dict[str, int], choices: Sequence[str] = ()) -> str:
+def report(p: Paired, unpaired: dict[str, int], choice: str | None = None) -> str:
     lines = [
         f"A: {p.a}: {p.a_successes}/{p.scenes} = {100 * p.a_successes / p.scenes:.1f}%",
         f"B: {p.b}: {p.b_successes}/{p.scenes} = {100 * p.b_successes / p.scenes:.1f}%",
@@ -139,7 +142,7 @@ def report(p: Paired, unpaired: dict[str, int], choices: Sequence[str] = ()) -> 
         f"neither {p.neither}",
         f"difference B - A: {100 * (p.b_successes - p.a_successes) / p.scenes:+.1f} points; "
         f"McNemar exact two-sided p = {p.p_value:.3g}",
-        *choices,
+        *([choice] if choice else []),
     ]
     lines += [
         f"note: {n} trial(s) of {which} have no counterpart and are left out" for which, n in unpaired.items() if n
@@ -151,12 +154,13 @@ def compare(a_path: str | Path, b_path: str | Path, a_pick: str | None = None, b
     a = select(load_trials(a_path), a_pick, str(a_path))
     b = select(load_trials(b_path), b_pick, str(b_path))
     p = pair(a, b)
-    choices = [
-        choice_line(what, pair(a, b, outcome))
+    recorded = [
+        (what, outcome)
         for what, field, outcome in CHOICE_OUTCOMES
         if all(getattr(t, field) is not None for t in (*a, *b))
     ]
-    return report(p, {"A": len(a) - p.scenes, "B": len(b) - p.scenes}, choices)
+    choice = choice_line(recorded[0][0], pair(a, b, recorded[0][1])) if recorded else None
+    return report(p, {"A": len(a) - p.scenes, "B": len(b) - p.scenes}, choice)
 
 
 def build_parser() -> argparse.ArgumentParser:

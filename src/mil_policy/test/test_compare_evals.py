@@ -82,7 +82,8 @@ def test_pairs_the_choice_where_both_recorded_it(tmp_path: Path, capsys: pytest.
     assert f"ended at the target: A 10, B 2 of 12; A only 8, B only 0, McNemar exact two-sided p = {p:.3g}" in out
     assert "moved the target" not in out
 
-    pushed = [trial("mil (c)", t, t, False, moved="target" if t < 3 else "none") for t in range(12)]
+    # Pushing records both; the object a trial ended at there depends on the layout, so the moved one is tested.
+    pushed = [trial("mil (c)", t, t, False, chosen="target", moved="target" if t < 3 else "none") for t in range(12)]
     write(tmp_path / "c", pushed)
     write(tmp_path / "d", [dataclasses.replace(x, label="mil (d)", moved="target") for x in pushed])
     assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
