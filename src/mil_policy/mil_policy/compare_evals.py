@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mil_policy.eval_report import ResultsError, TrialResult, read_results
+from mil_policy.eval_report import CHOICE_MEASURES, ResultsError, TrialResult, read_results
 
 SceneKey = tuple[str, int, tuple[int, ...]]  # task, trial seed, demo seeds: what both runs must share
 Outcome = Callable[[TrialResult], bool]
@@ -31,15 +31,6 @@ Outcome = Callable[[TrialResult], bool]
 
 def succeeded(t: TrialResult) -> bool:
     return bool(t.success)
-
-
-# The choice, in order of preference (the first recorded by every trial of both conditions is tested):
-# (what the line says, the field that must be recorded, the outcome). The same order as the choice panel of
-# ``dataset_size_plot``.
-CHOICE_OUTCOMES: tuple[tuple[str, str, Outcome], ...] = (
-    ("moved the target most", "moved", lambda t: t.moved == "target"),
-    ("ended at the target", "chosen", lambda t: t.chosen == "target"),
-)
 
 
 class CompareError(ValueError):
@@ -154,12 +145,11 @@ def compare(a_path: str | Path, b_path: str | Path, a_pick: str | None = None, b
     a = select(load_trials(a_path), a_pick, str(a_path))
     b = select(load_trials(b_path), b_pick, str(b_path))
     p = pair(a, b)
-    recorded = [
-        (what, outcome)
-        for what, field, outcome in CHOICE_OUTCOMES
-        if all(getattr(t, field) is not None for t in (*a, *b))
-    ]
-    choice = choice_line(recorded[0][0], pair(a, b, recorded[0][1])) if recorded else None
+    measure = next((m for m in CHOICE_MEASURES if all(getattr(t, m.trial_field) is not None for t in (*a, *b))), None)
+    choice = None
+    if measure is not None:
+        chose = pair(a, b, lambda t: getattr(t, measure.trial_field) == "target")
+        choice = choice_line(measure.description, chose)
     return report(p, {"A": len(a) - p.scenes, "B": len(b) - p.scenes}, choice)
 
 

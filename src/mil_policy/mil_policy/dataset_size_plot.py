@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mil_policy import eval_report
-from mil_policy.eval_report import wilson_interval
+from mil_policy.eval_report import CHOICE_MEASURES, wilson_interval
 
 # The evaluate settings that change what a success rate measures, each with the value an older
 # results.json that lacks the key was evaluated with (None: every results.json has it).
@@ -145,12 +145,11 @@ def _panel(
 
 
 def choice_measure(points: Sequence[Point]) -> tuple[str, str] | None:
-    """(Point field, axis label) of the second panel, or None: the moved object where every point recorded
-    it (the choice in pushing), else the object ended at where every point counted it."""
-    if points and all(p.moved_target is not None for p in points):
-        return "moved_target", "trials that moved the target most (%)"
-    if points and all(p.chose_target is not None for p in points):
-        return "chose_target", "trials that ended at the target (%)"
+    """(Point field, axis label) of the second panel, or None: the first of ``eval_report.CHOICE_MEASURES``
+    that every point recorded (the moved object in pushing, else the object ended at)."""
+    for m in CHOICE_MEASURES:
+        if points and all(getattr(p, m.summary_field) is not None for p in points):
+            return m.summary_field, f"trials that {m.description} (%)"
     return None
 
 

@@ -82,6 +82,25 @@ class ConditionSummary:
     moved_other: int | None = None
 
 
+@dataclass(frozen=True)
+class ChoiceMeasure:
+    """One way of counting whether a trial chose the demonstrated object: a trial hit where its
+    ``trial_field`` is "target", counted per condition in the summary's ``summary_field``."""
+
+    trial_field: str
+    summary_field: str
+    description: str  # what the counted trials did, for reports and axis labels
+
+
+# The measures of the choice, preferred first: the object moved most where it is recorded (pushing, where
+# the object a trial ends nearest also depends on where the objects started), else the object ended at.
+# ``compare_evals`` tests and ``plot_dataset_size`` plots the first one recorded by everything compared.
+CHOICE_MEASURES = (
+    ChoiceMeasure("moved", "moved_target", "moved the target most"),
+    ChoiceMeasure("chosen", "chose_target", "ended at the target"),
+)
+
+
 def condition_key(r: TrialResult | ConditionSummary) -> tuple[str, int, str]:
     return (r.label, r.shots, r.demo_inputs)
 
