@@ -37,6 +37,7 @@ setup(
             "train = mil_policy.train:main",
             "evaluate = mil_policy.evaluate:main",
             "compare_evals = mil_policy.compare_evals:main",
+            "compare_seeds = mil_policy.compare_seeds:main",
             "select_checkpoint = mil_policy.checkpoint_selection:main",
             "diagnose = mil_policy.diagnose:main",
             "drift = mil_policy.drift:main",
