@@ -23,10 +23,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mil_policy.eval_report import CHOICE_MEASURES, ResultsError, TrialResult, read_results
+from mil_policy.eval_report import ResultsError, TrialResult, read_results, recorded_choice
 
 SceneKey = tuple[str, int, tuple[int, ...]]  # task, trial seed, demo seeds: what both runs must share
 Outcome = Callable[[TrialResult], bool]
+
+
+def scene_key(t: TrialResult) -> SceneKey:
+    """What makes two trials the same scene: the task, the trial seed and the demos' seeds."""
+    return (t.task_id, t.trial_seed, tuple(t.demo_seeds))
 
 
 def succeeded(t: TrialResult) -> bool:
@@ -101,7 +106,7 @@ def pair(a: Sequence[TrialResult], b: Sequence[TrialResult], outcome: Outcome = 
     refuse when no scene is shared."""
 
     def by_scene(trials: Sequence[TrialResult]) -> dict[SceneKey, bool]:
-        return {(t.task_id, t.trial_seed, tuple(t.demo_seeds)): outcome(t) for t in trials}
+        return {scene_key(t): outcome(t) for t in trials}
 
     sa, sb = by_scene(a), by_scene(b)
     common = sa.keys() & sb.keys()
@@ -145,7 +150,7 @@ def compare(a_path: str | Path, b_path: str | Path, a_pick: str | None = None, b
     a = select(load_trials(a_path), a_pick, str(a_path))
     b = select(load_trials(b_path), b_pick, str(b_path))
     p = pair(a, b)
-    measure = next((m for m in CHOICE_MEASURES if all(getattr(t, m.trial_field) is not None for t in (*a, *b))), None)
+    measure = recorded_choice((*a, *b))
     choice = None
     if measure is not None:
         chose = pair(a, b, lambda t: getattr(t, measure.trial_field) == "target")

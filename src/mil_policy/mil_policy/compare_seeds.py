@@ -29,8 +29,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mil_policy.compare_evals import CompareError, SceneKey, condition_name, load_trials, select
-from mil_policy.eval_report import CHOICE_MEASURES, ChoiceMeasure, TrialResult
+from mil_policy.compare_evals import CompareError, SceneKey, condition_name, load_trials, scene_key, select
+from mil_policy.eval_report import TrialResult, recorded_choice
 
 Count = Callable[[TrialResult], bool]
 
@@ -104,7 +104,7 @@ def check_same_scenes(runs: Sequence[Run]) -> None:
     """Refuse runs evaluated on different scenes, naming the first that differs from the first run."""
 
     def scenes(run: Run) -> set[SceneKey]:
-        return {(t.task_id, t.trial_seed, tuple(t.demo_seeds)) for t in run.trials}
+        return {scene_key(t) for t in run.trials}
 
     first = scenes(runs[0])
     for run in runs[1:]:
@@ -113,14 +113,6 @@ def check_same_scenes(runs: Sequence[Run]) -> None:
                 f"{run.path} was evaluated on other scenes than {runs[0].path} ({len(scenes(run) ^ first)} "
                 "differ): evaluate every run with the same --split, --tasks, --trials, --seed and --shots"
             )
-
-
-def choice_measure(runs: Sequence[Run]) -> ChoiceMeasure | None:
-    """The first choice measure every trial of every run recorded (None: none was)."""
-    return next(
-        (m for m in CHOICE_MEASURES if all(getattr(t, m.trial_field) is not None for r in runs for t in r.trials)),
-        None,
-    )
 
 
 def compare_block(what: str, a: Sequence[Run], b: Sequence[Run], count: Count, names: tuple[str, str]) -> str:
@@ -163,7 +155,7 @@ def compare(
         for name, runs in zip(names, (a, b), strict=True)
     ]
     lines.append(compare_block("success", a, b, lambda t: bool(t.success), names))
-    measure = choice_measure([*a, *b])
+    measure = recorded_choice(t for r in (*a, *b) for t in r.trials)
     if measure is not None:
         field = measure.trial_field
         lines.append(compare_block(measure.description, a, b, lambda t: getattr(t, field) == "target", names))

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,13 @@ CHOICE_MEASURES = (
     ChoiceMeasure("moved", "moved_target", "moved the target most"),
     ChoiceMeasure("chosen", "chose_target", "ended at the target"),
 )
+
+
+def recorded_choice(trials: Iterable[TrialResult]) -> ChoiceMeasure | None:
+    """The first of ``CHOICE_MEASURES`` that every one of ``trials`` recorded (None: none was), so that
+    tools comparing evaluations count the choice the same way."""
+    trials = list(trials)
+    return next((m for m in CHOICE_MEASURES if all(getattr(t, m.trial_field) is not None for t in trials)), None)
 
 
 def condition_key(r: TrialResult | ConditionSummary) -> tuple[str, int, str]:
