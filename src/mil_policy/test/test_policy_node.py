@@ -131,7 +131,13 @@ class System:
         while not cond():
             if time.monotonic() > end:
                 last = self.states[-1] if self.states else None
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}; policy state {last}")
+                # Which publishers the probe has discovered tells a DDS discovery stall (the suite's one
+                # flake, under heavy CPU load) from a node that stopped publishing.
+                seen = {t: self.probe.count_publishers(t) for t in ("/joint_states", "/mil_policy/state")}
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what}; policy state {last}; publishers the "
+                    f"probe sees: {seen}; received {len(self.joints)} joint states, {len(self.states)} states"
+                )
             self.probe_exec.spin_once(timeout_sec=0.02)
 
     def state(self) -> str:
