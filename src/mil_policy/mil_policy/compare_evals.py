@@ -153,8 +153,7 @@ def compare(a_path: str | Path, b_path: str | Path, a_pick: str | None = None, b
     measure = recorded_choice((*a, *b))
     choice = None
     if measure is not None:
-        chose = pair(a, b, lambda t: getattr(t, measure.trial_field) == "target")
-        choice = choice_line(measure.description, chose)
+        choice = choice_line(measure.description, pair(a, b, measure.hit))
     return report(p, {"A": len(a) - p.scenes, "B": len(b) - p.scenes}, choice)
 
 

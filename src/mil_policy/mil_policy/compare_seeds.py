@@ -29,7 +29,15 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mil_policy.compare_evals import CompareError, SceneKey, condition_name, load_trials, scene_key, select
+from mil_policy.compare_evals import (
+    CompareError,
+    SceneKey,
+    condition_name,
+    load_trials,
+    scene_key,
+    select,
+    succeeded,
+)
 from mil_policy.eval_report import TrialResult, recorded_choice
 
 Count = Callable[[TrialResult], bool]
@@ -42,11 +50,11 @@ class Run:
     path: str
     trials: tuple[TrialResult, ...]
 
-    def rate(self, count: Count) -> float:
-        return sum(map(count, self.trials)) / len(self.trials)
-
     def count(self, count: Count) -> int:
         return sum(map(count, self.trials))
+
+    def rate(self, count: Count) -> float:
+        return self.count(count) / len(self.trials)
 
 
 @dataclass(frozen=True)
@@ -154,11 +162,10 @@ def compare(
         f"{name}: {condition_name(runs[0].trials[0])}, {len(runs)} run(s)"
         for name, runs in zip(names, (a, b), strict=True)
     ]
-    lines.append(compare_block("success", a, b, lambda t: bool(t.success), names))
+    lines.append(compare_block("success", a, b, succeeded, names))
     measure = recorded_choice(t for r in (*a, *b) for t in r.trials)
     if measure is not None:
-        field = measure.trial_field
-        lines.append(compare_block(measure.description, a, b, lambda t: getattr(t, field) == "target", names))
+        lines.append(compare_block(measure.description, a, b, measure.hit, names))
     return "\n".join(lines)
 
 

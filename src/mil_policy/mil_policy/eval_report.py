@@ -91,10 +91,15 @@ class ChoiceMeasure:
     summary_field: str
     description: str  # what the counted trials did, for reports and axis labels
 
+    def hit(self, t: TrialResult) -> bool:
+        """Whether trial ``t`` chose the target by this measure."""
+        return getattr(t, self.trial_field) == "target"
+
 
 # The measures of the choice, preferred first: the object moved most where it is recorded (pushing, where
 # the object a trial ends nearest also depends on where the objects started), else the object ended at.
-# ``compare_evals`` tests and ``plot_dataset_size`` plots the first one recorded by everything compared.
+# ``compare_evals`` / ``compare_seeds`` test and ``plot_dataset_size`` plots the first one recorded by
+# everything compared.
 CHOICE_MEASURES = (
     ChoiceMeasure("moved", "moved_target", "moved the target most"),
     ChoiceMeasure("chosen", "chose_target", "ended at the target"),
